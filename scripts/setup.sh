@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian/Ubuntu machine with Python 3.11:
+# system packages (real Fashion-MNIST, Chromium for browser tests), a virtual environment, the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PY="$(command -v python3.11 || command -v python3)"
+
+apt_needed=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || apt_needed+=(dataset-fashion-mnist)
+if [ "${WITH_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then apt_needed+=(chromium); fi
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${apt_needed[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_needed[@]}" >/dev/null
+fi
+
+# Rebuild the environment only when the requirements change.
+want="$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ "$(cat "$VENV/.cnnviz-stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating $VENV (torch is large: this takes a few minutes the first time)"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r requirements.txt -r requirements-dev.txt
+  echo "$want" > "$VENV/.cnnviz-stamp"
+fi
+"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null

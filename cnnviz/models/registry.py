@@ -31,10 +31,10 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register_model(name: str, **meta) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register `builder(in_channels, num_classes, input_size, **kw)` under `name`."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = ModelInfo(name=name, builder=builder, **meta)
         return builder
 

@@ -205,7 +205,7 @@ class CheckpointEntry:
     dataset: str
     test_acc: float | None
     created: str
-    shipped: bool
+    shipped: bool  # in checkpoints/ (shipped or saved by name), not a run folder
 
 
 def list_checkpoints() -> list[CheckpointEntry]:
@@ -219,7 +219,7 @@ def list_checkpoints() -> list[CheckpointEntry]:
             continue
         name = path.stem if path.name != "model.pt" else path.parent.name
         entries.append(CheckpointEntry(name, path, meta.arch, meta.dataset, meta.metrics.get("test_acc"), meta.created,
-                                       shipped=path.parent == checkpoints_dir() and meta.config.get("shipped", False)))
+                                       shipped=path.parent == checkpoints_dir()))
     entries.sort(key=lambda e: e.created, reverse=True)
     return sorted(entries, key=lambda e: not e.shipped)  # stable: shipped first, each group newest first
 

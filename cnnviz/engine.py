@@ -20,6 +20,7 @@ from .models import get_model, model_input_size
 from .paths import runs_dir
 from .runlog import RunLog
 
+MAX_LOSS = 1000.0  # mean cross-entropy this large means p(correct) ~ e^-1000: the run has blown up
 NO_FLIP = {"mnist", "digits"}  # a mirrored digit is another symbol; garments, CIFAR and shapes survive a flip
 EVAL_BATCH = 1000
 
@@ -175,10 +176,11 @@ class _Run:
         self.model.train()
         flip = self.cfg.augment and self.cfg.dataset not in NO_FLIP
         perm = torch.randperm(len(self.train_data), device=self.device, generator=self.gen)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen, last_report, self.epoch_train_seconds = 0, time.perf_counter(), 0.0
-        self.epoch_loss, self.epoch_correct, self.epoch_seen = 0.0, 0, 0
+        # Device accumulators [loss sum, correct, seen] for the report window and the epoch: no host sync per step,
+        # and the epoch's numbers do not depend on when reports happened (same seed -> same curve).
+        window = torch.zeros(3, device=self.device, dtype=torch.float64)
+        self.epoch_sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+        last_report, self.epoch_train_seconds = time.perf_counter(), 0.0
         for batch in range(self.steps_per_epoch):
             if self.pause.is_set() and not self.stop.is_set():
                 yield from self.wait_while_paused()
@@ -188,15 +190,16 @@ class _Run:
             idx = perm[batch * self.batch_size:(batch + 1) * self.batch_size]
             x, y = self.train_data.batch(idx, augment=self.cfg.augment, flip=flip, generator=self.gen)
             loss, out = self.train_step(x, y)
-            loss_sum += loss.detach() * len(y)  # stays on the device: no host sync per step
-            correct += (out.argmax(1) == y).sum()
-            seen += len(y)
+            sums = torch.stack([loss.detach().double() * len(y), (out.argmax(1) == y).sum().double(),
+                                torch.tensor(float(len(y)), device=self.device, dtype=torch.float64)])
+            window += sums
+            self.epoch_sums += sums
             self.step += 1
             self.epoch_train_seconds += time.perf_counter() - t0
             if time.perf_counter() - last_report >= self.progress_every or batch == self.steps_per_epoch - 1:
-                yield self.progress(batch + 1, loss_sum, correct, seen)
-                loss_sum.zero_(), correct.zero_()
-                seen, last_report = 0, time.perf_counter()
+                yield self.progress(batch + 1, window)
+                window.zero_()
+                last_report = time.perf_counter()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast():
@@ -208,21 +211,19 @@ class _Run:
         self.sched.step()
         return loss, out
 
-    def progress(self, batch: int, loss_sum, correct, seen: int) -> Progress:
-        """Read the device accumulators (the only host sync) and check the loss is still finite."""
-        loss, right = float(loss_sum) / max(1, seen), int(correct)
-        if not math.isfinite(loss):
+    def progress(self, batch: int, window: torch.Tensor) -> Progress:
+        """Read the window's accumulators (the only host sync) and check the loss is still finite."""
+        loss_sum, right, seen = window.tolist()
+        loss = loss_sum / max(1.0, seen)
+        if not math.isfinite(loss) or loss > MAX_LOSS:
             raise Divergence(
-                f"the loss became {loss} in epoch {self.epoch} (step {self.step}): training diverged. "
+                f"the loss became {loss:.4g} in epoch {self.epoch} (step {self.step}): training diverged. "
                 f"Lower the learning rate (now {self.cfg.lr:g}, try {self.cfg.lr / 10:g}), or use Adam, or add batch norm."
             )
-        self.epoch_loss += loss * seen
-        self.epoch_correct += right
-        self.epoch_seen += seen
         ips = self.step * self.batch_size / max(1e-9, self.train_seconds_total())
         eta = (self.total_steps - self.step) * self.batch_size / max(ips, 1e-9)
         return Progress(step=self.step, epoch=self.epoch, batch=batch, steps_per_epoch=self.steps_per_epoch,
-                        loss=loss, acc=right / max(1, seen), images_per_sec=ips, eta_seconds=eta,
+                        loss=loss, acc=right / max(1.0, seen), images_per_sec=ips, eta_seconds=eta,
                         lr=self.sched.get_last_lr()[0])
 
     def train_seconds_total(self) -> float:
@@ -245,12 +246,12 @@ class _Run:
             raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: lower the learning rate")
         self._done_train_seconds = self.train_seconds_total()
         self.call_hook(self.epoch)
+        loss_sum, right, seen = self.epoch_sums.tolist()
         ev = EpochEnded(
-            epoch=self.epoch, step=self.step, train_loss=self.epoch_loss / max(1, self.epoch_seen),
-            train_acc=self.epoch_correct / max(1, self.epoch_seen), val_loss=val_loss, val_acc=val_acc,
-            lr=self.sched.get_last_lr()[0], train_seconds=self.epoch_train_seconds,
+            epoch=self.epoch, step=self.step, train_loss=loss_sum / max(1.0, seen), train_acc=right / max(1.0, seen),
+            val_loss=val_loss, val_acc=val_acc, lr=self.sched.get_last_lr()[0], train_seconds=self.epoch_train_seconds,
             epoch_seconds=self.epoch_train_seconds + time.perf_counter() - t0,
-            images_per_sec=self.epoch_seen / max(1e-9, self.epoch_train_seconds))
+            images_per_sec=seen / max(1e-9, self.epoch_train_seconds))
         self.epoch_train_seconds = 0.0
         if self.log:
             self.log.epoch(ev)

@@ -5,7 +5,7 @@ import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -92,7 +92,7 @@ def checkpoint_path(name: str, root: Path | None = None) -> Path:
 
 def build_meta(**fields) -> CheckpointMeta:
     """CheckpointMeta with `created` filled in."""
-    fields.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    fields.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
     return CheckpointMeta(**fields)
 
 
@@ -108,6 +108,7 @@ def save_checkpoint(model: nn.Module, meta: CheckpointMeta, path: str | os.PathL
             torch.save({"format": FORMAT, "version": VERSION, "meta": meta.to_dict(), "state_dict": state}, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

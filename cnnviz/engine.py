@@ -5,7 +5,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,9 +16,11 @@ from .batches import DeviceData
 from .config import Limits, TrainConfig, validate
 from .data import DatasetUnavailable, load_dataset
 from .events import EpochEnded, Event, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
+from .images import InputSpec
 from .models import get_model, model_input_size
 from .paths import runs_dir
 from .runlog import RunLog
+from .timelapse import TimelapseRecorder
 
 MAX_LOSS = 1000.0  # mean cross-entropy this large means p(correct) ~ e^-1000: the run has blown up
 NO_FLIP = {"mnist", "digits"}  # a mirrored digit is another symbol; garments, CIFAR and shapes survive a flip
@@ -66,7 +68,8 @@ def xavier_init(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, num_classes: int, criterion: nn.Module, autocast) -> tuple[float, float, torch.Tensor]:
+def evaluate(model: nn.Module, data: DeviceData, num_classes: int, criterion: nn.Module,
+             autocast) -> tuple[float, float, torch.Tensor]:
     """Loss, accuracy and confusion matrix [true, predicted] over a whole split."""
     model.eval()
     loss_sum = torch.zeros((), device=data.labels.device)
@@ -90,16 +93,17 @@ def new_run_id(cfg: TrainConfig) -> str:
 
 def fit(cfg: TrainConfig, *, stop: threading.Event | None = None, pause: threading.Event | None = None,
         limits: Limits = Limits(), runs_root: Path | None = None, save: bool = True,
-        progress_every: float = 0.25, epoch_hook: Callable[[nn.Module, int], None] | None = None) -> Iterator[Event]:
+        progress_every: float = 0.25, timelapse: int = 8, probe_image: torch.Tensor | None = None) -> Iterator[Event]:
     """Train `cfg`, yielding RunStarted, Progress, EpochEnded ... and exactly one Finished/Stopped/Failed.
 
-    `stop`/`pause` are checked at every batch boundary. `epoch_hook(model, epoch)` runs in eval mode at
-    epoch 0 and after every epoch (used to record a learning time-lapse); it must not change the weights.
+    `stop`/`pause` are checked at every batch boundary. With `save`, the run folder also gets a learning
+    time-lapse of `timelapse` test images (plus `probe_image`, uint8 [C,H,W] at the dataset's size), recorded
+    at epoch 0 and after every epoch and saved each time (runs/<id>/timelapse.npz).
     """
     try:
         validate(cfg, limits)
         run = _Run(cfg, stop or threading.Event(), pause or threading.Event(), runs_root or runs_dir(), save,
-                   progress_every, epoch_hook)
+                   progress_every, timelapse, probe_image)
     except (ValueError, DatasetUnavailable) as exc:
         yield Failed(message=str(exc))
         return
@@ -109,9 +113,9 @@ def fit(cfg: TrainConfig, *, stop: threading.Event | None = None, pause: threadi
 class _Run:
     """State of one training run; `events()` drives it."""
 
-    def __init__(self, cfg, stop, pause, runs_root, save, progress_every, epoch_hook):
+    def __init__(self, cfg, stop, pause, runs_root, save, progress_every, timelapse, probe_image):
         self.cfg, self.stop, self.pause, self.save = cfg, stop, pause, save
-        self.progress_every, self.epoch_hook = progress_every, epoch_hook
+        self.progress_every = progress_every
         self.device = resolve_device(cfg.device)
         ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, subset=cfg.subset, seed=cfg.seed, path=cfg.folder_path)
         self.info = ds.info
@@ -132,6 +136,11 @@ class _Run:
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.run_id = new_run_id(cfg)
         self.log = RunLog(Path(runs_root) / self.run_id, cfg, ds.info, self.size) if save else None
+        self.recorder = None
+        if save and timelapse > 0:
+            spec = InputSpec(ds.info.channels, self.size, tuple(ds.info.mean), tuple(ds.info.std))
+            self.recorder = TimelapseRecorder(ds.test, spec, ds.info.class_names, k=timelapse, seed=cfg.seed, arch=cfg.arch,
+                                              extra=probe_image)
         self.step, self.epoch, self.started = 0, 0, time.perf_counter()
         if cuda:
             torch.backends.cudnn.benchmark = True
@@ -152,7 +161,8 @@ class _Run:
         yield self.started_event()
         try:
             self.call_hook(0)
-            for self.epoch in range(1, self.cfg.epochs + 1):
+            for epoch in range(1, self.cfg.epochs + 1):
+                self.epoch = epoch
                 yield from self.train_epoch()
                 if self.stop.is_set():
                     yield self.stopped()
@@ -167,9 +177,14 @@ class _Run:
             self.release()
 
     def call_hook(self, epoch: int) -> None:
-        if self.epoch_hook is not None:
+        """Record the time-lapse frame for `epoch` (model in eval mode) and save it with the run."""
+        if self.recorder is not None:
             self.model.eval()
-            self.epoch_hook(self.model, epoch)
+            self.recorder.record(self.model, epoch)
+            try:
+                self.recorder.save(self.log.dir)
+            except OSError:
+                pass  # a full disk must not end the run; the checkpoint save reports it
 
     def train_epoch(self) -> Iterator[Event]:
         """One pass over the training split; Progress every `progress_every` seconds."""
@@ -280,7 +295,8 @@ class _Run:
         try:
             metrics = {}
             if final:
-                metrics = {"test_acc": self.last_epoch.val_acc, "test_loss": self.last_epoch.val_loss}
+                metrics = {"test_acc": self.last_epoch.val_acc, "test_loss": self.last_epoch.val_loss,
+                           "confusion": self.confusion.tolist()}
             return str(self.log.save_model(self.model, metrics, final)), None
         except (OSError, ValueError) as exc:
             return None, f"the checkpoint could not be saved ({exc}); results above are still valid"

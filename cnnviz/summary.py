@@ -23,6 +23,7 @@ class LayerRow:
     flops: int  # multiply and add counted separately (torch.utils.flop_counter convention)
     rf: int | None
     jump: int | None
+    start: float | None = None  # input coordinate of the centre of output unit (0, 0); may be negative (padding)
 
 
 @dataclass(frozen=True)
@@ -68,17 +69,16 @@ def _tensors(args):
             yield from _tensors(a)
 
 
-def _rf_after(module: nn.Module, rf: tuple[int, int], in_side: int) -> tuple[int, int]:
-    """Receptive-field recurrence: r_out = r_in + (k-1)*dilation*j_in, j_out = j_in*stride."""
-    r, j = rf
-    if isinstance(module, nn.Conv2d):
-        k, s, d = _pair(module.kernel_size), _pair(module.stride), _pair(module.dilation)
-        return r + (k - 1) * d * j, j * s
-    if isinstance(module, _POOLS):
-        k, s = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
-        return r + (k - 1) * j, j * s
-    if isinstance(module, _GLOBAL):
-        return r + (in_side - 1) * j, j * in_side  # every input position reaches every output
+def _rf_after(module: nn.Module, rf: tuple[int, int, float], in_side: int) -> tuple[int, int, float]:
+    """Receptive-field recurrence (Araujo et al. 2019): r' = r + (k-1)*d*j, j' = j*s, start' = start + ((k-1)*d/2 - p)*j."""
+    r, j, start = rf
+    if isinstance(module, (nn.Conv2d, *_POOLS)):
+        k, p = _pair(module.kernel_size), _pair(module.padding)
+        s = _pair(module.stride or module.kernel_size)
+        d = _pair(module.dilation) if isinstance(module, nn.Conv2d) else 1
+        return r + (k - 1) * d * j, j * s, start + ((k - 1) * d / 2 - p) * j
+    if isinstance(module, _GLOBAL):  # every input position reaches every output
+        return r + (in_side - 1) * j, j * in_side, start + (in_side - 1) / 2 * j
     return rf
 
 
@@ -90,7 +90,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     def hook(name, module):
         def fn(_m, inputs, output):
             x = inputs[0] if inputs else None
-            rf_in = getattr(x, "_cnnviz_rf", (1, 1))
+            rf_in = getattr(x, "_cnnviz_rf", (1, 1, 0.0))
             side = x.shape[-1] if isinstance(x, torch.Tensor) and x.dim() >= 2 else 1
             rf = _rf_after(module, rf_in, side)
             if isinstance(output, torch.Tensor):
@@ -102,7 +102,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     was_training = model.training
     model.eval()
     x = torch.zeros(1, *input_shape)
-    x._cnnviz_rf = (1, 1)
+    x._cnnviz_rf = (1, 1, 0.0)
     try:
         handles = [m.register_forward_hook(hook(n, m)) for n, m in leaves]
         with torch.no_grad(), _PropagateRF():
@@ -115,7 +115,8 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     rows = tuple(
         LayerRow(name=n, type=type(m).__name__, out_shape=shapes.get(n, ()), params=sum(p.numel() for p in m.parameters(False)),
                  flops=flops.get(n, 0), rf=rfs[n][0] if n in rfs and len(shapes.get(n, ())) == 4 else None,
-                 jump=rfs[n][1] if n in rfs and len(shapes.get(n, ())) == 4 else None)
+                 jump=rfs[n][1] if n in rfs and len(shapes.get(n, ())) == 4 else None,
+                 start=rfs[n][2] if n in rfs and len(shapes.get(n, ())) == 4 else None)
         for n, m in leaves if n in shapes)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,8 +1,8 @@
 """Model registry: one frozen ModelInfo per architecture, built by name."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch.nn as nn
 

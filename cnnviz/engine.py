@@ -135,9 +135,14 @@ class _Run:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.run_id = new_run_id(cfg)
-        self.log = RunLog(Path(runs_root) / self.run_id, cfg, ds.info, self.size) if save else None
+        self.log, self.save_warning = None, None
+        if save:
+            try:
+                self.log = RunLog(Path(runs_root) / self.run_id, cfg, ds.info, self.size)
+            except OSError as exc:  # read-only or full disk: train anyway, say so at the end
+                self.save_warning = f"nothing was saved because the runs folder is not writable ({exc}); set CNNVIZ_RUNS"
         self.recorder = None
-        if save and timelapse > 0:
+        if self.log and timelapse > 0:
             spec = InputSpec(ds.info.channels, self.size, tuple(ds.info.mean), tuple(ds.info.std))
             self.recorder = TimelapseRecorder(ds.test, spec, ds.info.class_names, k=timelapse, seed=cfg.seed, arch=cfg.arch,
                                               extra=probe_image)
@@ -291,7 +296,7 @@ class _Run:
     def save_model(self, final: bool) -> tuple[str | None, str | None]:
         """Save into the run folder; a full or read-only disk becomes a warning, not a lost result."""
         if not self.log:
-            return None, None
+            return None, self.save_warning
         try:
             metrics = {}
             if final:

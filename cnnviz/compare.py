@@ -37,7 +37,7 @@ def layer_at_depth(layers: list[str], fraction: float) -> str:
     """The layer at `fraction` (0 = first, 1 = last) of a model's spatial layers: 'comparable depth' across nets."""
     if not layers:
         raise ValueError("the model has no layers with feature maps")
-    return layers[min(len(layers) - 1, round(fraction * (len(layers) - 1)))]
+    return layers[min(len(layers) - 1, int(fraction * (len(layers) - 1) + 0.5))]  # round half up, not to even
 
 
 def compare(models: list[LoadedModel], image: PIL.Image.Image, depth: float = 0.5, topk: int = 3) -> list[ModelComparison]:

@@ -22,7 +22,6 @@ if [ "$(cat "$VENV/.cnnviz-stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating $VENV (torch is large: this takes a few minutes the first time)"
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r requirements.txt -r requirements-dev.txt
   echo "$want" > "$VENV/.cnnviz-stamp"
 fi

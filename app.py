@@ -1,0 +1,70 @@
+"""Start the cnnviz web app: `python app.py [--host 127.0.0.1] [--port 7860] [--share] [--auth user:password] ...`.
+
+Safe by default: it listens on the loopback interface only, makes no share link and sends no analytics.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+# Before gradio is imported anywhere: no version check, no telemetry; never send loopback traffic through a proxy.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "localhost", "127.0.0.1", "::1"]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags; the defaults are the safe ones."""
+    p = argparse.ArgumentParser(description="cnnviz: train, inspect and explain classic CNNs in the browser.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on; 0.0.0.0 serves the whole network")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="make a public gradio.live link (needs the internet)")
+    p.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
+                   help="require a login; repeat for more users")
+    p.add_argument("--max-epochs", type=int, default=None, help="cap epochs per run (for a shared server)")
+    p.add_argument("--max-subset", type=int, default=None, help="cap training images per split (for a shared server)")
+    p.add_argument("--max-queue", type=int, default=20, help="requests that may wait before 'queue full' (default 20)")
+    return p.parse_args(argv)
+
+
+def parse_auth(items: list[str]) -> list[tuple[str, str]]:
+    """['user:pw', ...] -> [('user', 'pw'), ...]; a malformed item is a usage error."""
+    pairs = []
+    for item in items:
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit(f"error: --auth needs USER:PASSWORD, got {item!r}")
+        pairs.append((user, password))
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the app with the flags' limits and serve it until interrupted."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's start-up self-checks log every request
+    from cnnviz.config import Limits
+
+    defaults = Limits()
+    if args.max_epochs is not None and args.max_epochs < 1 or args.max_subset is not None and args.max_subset < 10:
+        raise SystemExit("error: --max-epochs must be at least 1 and --max-subset at least 10")
+    limits = Limits(max_epochs=args.max_epochs or defaults.max_epochs, max_subset=args.max_subset)
+
+    from cnnviz.ui import build_demo, configure_queue, launch_options
+
+    demo = configure_queue(build_demo(limits), max_size=args.max_queue)
+    opts = launch_options(host=args.host, port=args.port, share=args.share, auth=parse_auth(args.auth))
+    print(f"cnnviz: open http://{'localhost' if args.host in ('127.0.0.1', 'localhost') else args.host}:{args.port}",
+          file=sys.stderr)
+    if args.share:
+        print("cnnviz: --share asks gradio.live for a public link: it needs the internet, and anyone with the link can "
+              "use this machine (add --auth)", file=sys.stderr)
+    demo.launch(**opts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

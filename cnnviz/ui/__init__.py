@@ -1,0 +1,112 @@
+"""The Gradio app: `build_demo()` assembles the tabs; `launch_options()` holds theme, CSS and safe server settings.
+
+This package is the only part of cnnviz that imports gradio.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no version check, no telemetry
+
+import gradio as gr  # noqa: E402
+
+from ..config import Limits  # noqa: E402
+from . import architecture_tab, explain_tab, lecture, predict_tab, train_tab  # noqa: E402
+from .common import Shared, checkpoint_dropdown, refreshed_dropdown  # noqa: E402
+from .uploads import SafeImage  # noqa: E402
+
+TITLE = "cnnviz: see how convolutional networks learn"
+MAX_UPLOAD = "10mb"
+# Gradio's queue loop wakes every 1 ms while idle (queueing.Queue.sleep_when_free): ~6% of a core and constant GIL
+# traffic next to a training thread. 50 ms adds at most 50 ms before a queued event starts; idle cost drops to ~1%.
+QUEUE_POLL_SECONDS = 0.05
+SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Consolas", "Liberation Mono", "monospace"]
+
+CSS = """
+.pixelated img, img.pixelated { image-rendering: pixelated; image-rendering: crisp-edges; }
+/* Inputs are often 8-32 px dataset images: fill the frame instead of showing a dot. */
+.upscale img { width: 100%; height: 100%; object-fit: contain; }
+#predict-examples img { image-rendering: pixelated; min-width: 56px; min-height: 56px; }
+.tab-note { border-left: 4px solid var(--color-accent); padding-left: 12px; opacity: 0.92; }
+.preset-info { font-size: 0.9em; }
+.totals { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0; }
+.total { flex: 1 1 160px; border-radius: 10px; padding: 10px 14px; background: var(--color-accent-soft); }
+.total-value { font-size: 1.8em; font-weight: 700; color: var(--color-accent); line-height: 1.2; }
+.total-label { font-weight: 600; }
+.total-sub { font-size: 0.8em; opacity: 0.75; }
+.arch-diagram { display: flex; flex-wrap: wrap; align-items: flex-end; gap: 4px 10px; padding: 10px 4px; }
+.arch-layer { display: flex; flex-direction: column; align-items: center; min-width: 58px; }
+.arch-box { border-radius: 3px; border: 1px solid rgba(0,0,0,0.35); box-shadow: 3px -3px 0 rgba(0,0,0,0.12); }
+.arch-input { background: #b0b7c3; } .arch-conv { background: #4f7cff; } .arch-pool { background: #ff9f43; }
+.arch-fc { background: #2eb872; }
+.arch-shortcut { background: repeating-linear-gradient(45deg, #4f7cff, #4f7cff 4px, #9db5ff 4px, #9db5ff 8px); }
+.arch-cap { font-size: 0.72em; text-align: center; line-height: 1.25; margin-top: 4px; white-space: nowrap; }
+.arch-tag { display: inline-block; font-size: 0.9em; padding: 0 3px; margin: 1px; border-radius: 3px;
+            background: var(--background-fill-secondary); }
+.arch-legend { font-size: 0.8em; opacity: 0.8; } .arch-key { display: inline-block; width: 12px; height: 12px;
+               margin: 0 4px 0 10px; vertical-align: middle; border-radius: 2px; }
+.train-status { padding: 8px 4px; }
+.ts-head { font-size: 1.5em; font-weight: 700; }
+.ts-bar { height: 12px; border-radius: 6px; background: var(--background-fill-secondary); overflow: hidden; margin: 6px 0; }
+.ts-bar > div { height: 100%; background: var(--color-accent); transition: width 0.2s linear; }
+.ts-stats { font-variant-numeric: tabular-nums; } .ts-sub { font-size: 0.8em; opacity: 0.7; }
+#train-result h3 { font-size: 1.8em; color: var(--color-accent); }
+.cam-legend { display: flex; align-items: center; gap: 8px; font-size: 0.85em; }
+.jet-bar { flex: 1; height: 12px; border-radius: 3px;
+           background: linear-gradient(90deg,#00008f,#0000ff,#00ffff,#80ff80,#ffff00,#ff0000,#800000); }
+"""
+
+
+def theme() -> gr.themes.Base:
+    """Large text for projectors; system fonts only, so nothing is fetched from the network."""
+    return gr.themes.Default(text_size=gr.themes.sizes.text_lg, font=SYSTEM_FONTS, font_mono=MONO_FONTS,
+                             primary_hue="blue")
+
+
+def build_demo(limits: Limits | None = None) -> gr.Blocks:
+    """The whole app (not launched): Architecture, Train, Predict and Explain tabs, then the lecture tabs."""
+    limits = limits or Limits()
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}")
+        # Written by more than one tab, so made first and rendered by the tab that shows them.
+        shared = Shared(limits=limits, predict_checkpoint=checkpoint_dropdown(render=False, elem_id="predict-checkpoint"),
+                        explain_checkpoint=checkpoint_dropdown(render=False, elem_id="explain-checkpoint"),
+                        explain_image=SafeImage(type="pil", format="png", height=300, render=False,
+                                                sources=["upload", "clipboard"], label="Image (from the Predict tab)",
+                                                elem_classes=["pixelated", "upscale"], elem_id="explain-image"))
+        with gr.Tabs():
+            with gr.Tab("Architecture", id="architecture"):
+                architecture_tab.build(shared)
+            with gr.Tab("Train", id="train"):
+                train_tab.build(shared)
+            with gr.Tab("Predict", id="predict"):
+                predict_tab.build(shared)
+            with gr.Tab("Explain", id="explain") as tab:
+                explain_tab.build(shared, tab)
+            lecture.build_lecture_tabs(shared)  # time-lapse, confusion drill-down, compare, sanity check, receptive field
+        # New runs (by anyone) appear in the menus when a page is opened.
+        demo.load(lambda: (refreshed_dropdown(), refreshed_dropdown()), None,
+                  [shared.predict_checkpoint, shared.explain_checkpoint], api_visibility="private", queue=False)
+    return demo
+
+
+def configure_queue(demo: gr.Blocks, max_size: int | None = 20) -> gr.Blocks:
+    """demo.queue(max_size=...) ('queue full' instead of an endless wait), with a calmer idle poll (see QUEUE_POLL_SECONDS)."""
+    demo.queue(max_size=max_size)
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):  # private in gradio 6.31: skip quietly if it goes
+        queue.sleep_when_free = QUEUE_POLL_SECONDS
+        queue.progress_update_sleep_when_free = 0.1  # only gr.Progress uses it, and this app does not
+    return demo
+
+
+def launch_options(host: str = "127.0.0.1", port: int | None = None, share: bool = False,
+                   auth: list[tuple[str, str]] | None = None) -> dict:
+    """Keyword arguments for demo.launch(): safe defaults (loopback, no share link, no monitoring, capped uploads)."""
+    return dict(server_name=host, server_port=port, share=share, auth=auth or None, theme=theme(), css=CSS,
+                max_file_size=MAX_UPLOAD, show_error=False, enable_monitoring=False, ssr_mode=False, pwa=False,
+                mcp_server=False, run_history=False, quiet=True)
+
+
+__all__ = ["CSS", "build_demo", "configure_queue", "launch_options", "theme"]

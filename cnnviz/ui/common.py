@@ -1,0 +1,169 @@
+"""Shared UI plumbing: turning errors into messages, the checkpoint menu, and a small cache of loaded models."""
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from ..checkpoints import CheckpointEntry, CheckpointError, LoadedModel, list_checkpoints, load_checkpoint
+from ..config import ConfigError, Limits
+from ..data import DatasetUnavailable
+from ..explain import ExplainError
+from ..hooks import LayerError
+from ..images import ImageError
+from ..models import WeightsUnavailable, get_model_info
+
+log = logging.getLogger("cnnviz.ui")
+
+# Errors whose message was written for the user; anything else is a bug and gets a generic message.
+USER_ERRORS = (ConfigError, CheckpointError, ImageError, ExplainError, LayerError, DatasetUnavailable, WeightsUnavailable)
+MODEL_CACHE_SIZE = 4
+
+
+def user_error(message: str, title: str = "Cannot do that") -> gr.Error:
+    """A gr.Error with an escaped message (gr.Error renders HTML, and messages may quote user input)."""
+    return gr.Error(html.escape(message), title=title, print_exception=False)
+
+
+def to_gr_error(exc: BaseException) -> gr.Error:
+    """Our own errors keep their message; unexpected ones are logged and shown as a generic message with an id."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, USER_ERRORS):
+        return user_error(str(exc))
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) and "choose" in exc.args[0]:
+        return user_error(exc.args[0])  # registry look-ups: "unknown model 'x'; choose one of: ..."
+    ref = secrets.token_hex(3)
+    log.error("unexpected error %s", ref, exc_info=exc)
+    return gr.Error(f"Something went wrong on the server (error {ref}); the details are in the server log.",
+                    title="Server error", print_exception=False)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Decorate a handler so every exception reaches the user as a gr.Error (generators stay generators)."""
+    if inspect.isgeneratorfunction(fn):  # gradio inspects the function itself to decide how to stream it
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # GeneratorExit (a cancelled run) is a BaseException and passes through
+                raise to_gr_error(exc) from exc
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise to_gr_error(exc) from exc
+
+    return wrapper
+
+
+@dataclass
+class Shared:
+    """Components more than one tab writes to, created before the tabs (render=False) and rendered by their owner."""
+
+    limits: Limits
+    predict_checkpoint: gr.Dropdown
+    explain_checkpoint: gr.Dropdown
+    explain_image: gr.Image
+
+
+def entry_label(e: CheckpointEntry) -> str:
+    """Menu text for a checkpoint: name, architecture, dataset and accuracy."""
+    try:
+        title = get_model_info(e.arch).title.split(" (")[0]
+    except KeyError:
+        title = e.arch
+    acc = f", {e.test_acc:.1%}" if e.test_acc is not None else ""
+    tag = "shipped" if e.shipped else "trained"
+    return f"{e.name}  ({title} on {e.dataset}{acc}, {tag})"
+
+
+def checkpoint_entries() -> dict[str, CheckpointEntry]:
+    """Name -> entry of every readable checkpoint, shipped first; the first of two equal names wins."""
+    entries: dict[str, CheckpointEntry] = {}
+    for e in list_checkpoints():
+        entries.setdefault(e.name, e)
+    return entries
+
+
+def checkpoint_choices() -> list[tuple[str, str]]:
+    """(label, name) pairs for a checkpoint dropdown."""
+    return [(entry_label(e), name) for name, e in checkpoint_entries().items()]
+
+
+def default_checkpoint(choices: list[tuple[str, str]]) -> str | None:
+    """The first checkpoint in the menu (shipped ones come first)."""
+    return choices[0][1] if choices else None
+
+
+def checkpoint_dropdown(label: str = "Checkpoint", render: bool = True, elem_id: str | None = None) -> gr.Dropdown:
+    """A dropdown of checkpoints; custom values are allowed so API callers can name runs newer than the page."""
+    choices = checkpoint_choices()
+    return gr.Dropdown(choices=choices, value=default_checkpoint(choices), label=label, allow_custom_value=True,
+                       render=render, info="shipped checkpoints and the runs trained here", elem_id=elem_id)
+
+
+def refreshed_dropdown(value: str | None = None) -> gr.Dropdown:
+    """Update for a checkpoint dropdown: current choices, and `value` (or the first choice)."""
+    choices = checkpoint_choices()
+    names = [n for _, n in choices]
+    return gr.Dropdown(choices=choices, value=value if value in names else default_checkpoint(choices))
+
+
+class ModelCache:
+    """LRU of LoadedModel keyed by (path, mtime, size): a re-saved file is reloaded; models are only read from disk,
+    so a prediction never sees the weights of a run that is still training."""
+
+    def __init__(self, size: int = MODEL_CACHE_SIZE):
+        self.size = size
+        self._items: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> LoadedModel:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        loaded = load_checkpoint(path)  # outside the lock: loading a big model must not block other look-ups
+        with self._lock:
+            self._items[key] = loaded
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return loaded
+
+
+MODELS = ModelCache()
+
+
+def load_model(name: str | None) -> LoadedModel:
+    """The checkpoint called `name`; only names in the menu are accepted (never a path from the request)."""
+    if not name:
+        raise CheckpointError("choose a checkpoint first (train one in the Train tab, or pick a shipped one)")
+    entry = checkpoint_entries().get(str(name))
+    if entry is None:
+        raise CheckpointError(f"no checkpoint called {name!r}; refresh the page to see the current list")
+    try:
+        return MODELS.get(entry.path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {name!r} was removed from disk") from None
+
+
+def note(text: str) -> gr.Markdown:
+    """The short 'what am I looking at' note at the top of a tab."""
+    return gr.Markdown(text, elem_classes=["tab-note"])

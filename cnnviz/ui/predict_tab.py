@@ -1,0 +1,126 @@
+"""Predict tab: a checkpoint and an image (upload, webcam, clipboard, drawing, examples) -> top-k classes."""
+from __future__ import annotations
+
+import random
+import time
+
+import gradio as gr
+import PIL.Image
+
+from ..checkpoints import LoadedModel, describe
+from ..images import ImageError, load_image, model_view
+from ..predict import predict_image
+from .common import Shared, guarded, load_model, note
+from .drawing import drawing_to_image
+from .examples import asset_examples, test_example
+from .uploads import SafeImage, SafeSketchpad
+
+NOTE = ("**What am I looking at?** The network's top guesses for one image, with their probabilities. On the right is "
+        "the image *as the network sees it*: shrunk to its input size, in grey if it was trained on grey images. Drawings "
+        "are inverted to white on black for the greyscale datasets, because that is what their training images look like.")
+EMPTY = "Upload, paste, photograph or draw an image, or pick an example."
+_RNG = random.Random()
+
+
+def run_prediction(loaded: LoadedModel, image: PIL.Image.Image, topk: int) -> tuple[dict, PIL.Image.Image, str]:
+    """(label dict for gr.Label, the model's view of the image, a one-line summary)."""
+    t0 = time.perf_counter()
+    pred, x = predict_image(loaded, image, int(topk))
+    ms = (time.perf_counter() - t0) * 1000
+    spec = loaded.meta.spec
+    details = (f"**{pred.labels[0]}** ({pred.probs[0]:.1%}) · {describe(loaded.meta)} · network input "
+               f"{spec.channels}×{spec.size}×{spec.size} · {ms:.0f} ms")
+    return pred.as_dict(), model_view(x, spec), details
+
+
+class PredictTab:
+    """Components and handlers of the Predict tab."""
+
+    def __init__(self, shared: Shared):
+        self.shared = shared
+        note(NOTE)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=360):
+                self._inputs()
+            with gr.Column(scale=1, min_width=320):
+                self.label = gr.Label(num_top_classes=10, label="Prediction", elem_id="predict-label")
+                self.view = gr.Image(label="What the network sees", format="png", interactive=False, height=300,
+                                     elem_classes=["pixelated"], elem_id="predict-view")
+                self.details = gr.Markdown(EMPTY, label="Details", elem_id="predict-details")
+        self._wire()
+
+    def _inputs(self) -> None:
+        self.checkpoint = self.shared.predict_checkpoint
+        self.checkpoint.render()
+        self.topk = gr.Slider(1, 10, value=5, step=1, label="How many classes to show (top-k)")
+        with gr.Tabs():
+            with gr.Tab("Image"):
+                self.image = SafeImage(type="pil", sources=["upload", "webcam", "clipboard"], format="png", height=300,
+                                       label="Image: upload, webcam or paste", elem_classes=["pixelated", "upscale"],
+                                       elem_id="predict-image")
+                with gr.Row():
+                    self.random = gr.Button("Random test image", size="sm")
+                    self.truth = gr.Textbox(label="True label", interactive=False, max_lines=1)
+                self.examples = asset_examples()
+                self.gallery = gr.Dataset(components=[self.image], samples=[[str(p)] for p, _ in self.examples],
+                                          type="index", label="Examples: real test images (click one)",
+                                          samples_per_page=12, elem_id="predict-examples")
+            with gr.Tab("Draw"):
+                self.sketch = SafeSketchpad(type="pil", canvas_size=(280, 280), height=360, label="Draw (pick the brush)",
+                                            brush=gr.Brush(default_size=14, colors=["#000000", "#d62728", "#1f77b4",
+                                                                                    "#2ca02c"], color_mode="defaults"),
+                                            layers=False, transforms=(), elem_id="predict-sketch")
+                self.predict_drawing_btn = gr.Button("Predict the drawing", variant="primary")
+
+    def _wire(self) -> None:
+        outputs = [self.label, self.view, self.details]
+        gr.on([self.image.change, self.checkpoint.change, self.topk.release], self.predict,
+              [self.checkpoint, self.image, self.topk], outputs, api_name="predict", concurrency_id="predict",
+              concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
+        gr.on([self.sketch.change, self.predict_drawing_btn.click], self.predict_drawing,
+              [self.checkpoint, self.sketch, self.topk], [*outputs, self.shared.explain_image], api_name="predict_drawing",
+              concurrency_id="predict", concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
+        self.random.click(self.random_example, self.checkpoint, [self.image, self.truth], api_name="random_example",
+                          concurrency_limit=4)
+        self.gallery.click(self.load_example, self.gallery, [self.image, self.truth], api_name="example",
+                           api_visibility="undocumented", concurrency_limit=4)
+        gr.on([self.image.upload, self.image.clear], lambda: "", None, self.truth, api_visibility="private", queue=False)
+        # Explain works on the same image: copy it client-side (no upload, no decode).
+        self.image.change(None, self.image, self.shared.explain_image, js="(x) => x", api_visibility="private",
+                          queue=False)
+        gr.on([self.checkpoint.input], lambda name: name, self.checkpoint, self.shared.explain_checkpoint,
+              api_visibility="private", queue=False)
+
+    @guarded
+    def predict(self, checkpoint: str, image: PIL.Image.Image | None, topk: int) -> tuple:
+        """Top-k classes of `image` under `checkpoint`, and the image as the network sees it."""
+        if image is None:
+            return None, None, EMPTY
+        return run_prediction(load_model(checkpoint), image, topk)
+
+    @guarded
+    def predict_drawing(self, checkpoint: str, drawing: dict | None, topk: int) -> tuple:
+        """Predict a sketch: greyscale models see it inverted, cropped and centred like their training digits/garments."""
+        loaded = load_model(checkpoint)
+        try:
+            img = drawing_to_image((drawing or {}).get("composite"), loaded.meta.in_channels, loaded.meta.dataset)
+        except ImageError as exc:  # an empty canvas (also fired by Clear): say so quietly, no error pop-up
+            return None, None, f"{str(exc)[0].upper()}{str(exc)[1:]}.", gr.skip()
+        return *run_prediction(loaded, img, topk), img
+
+    @guarded
+    def load_example(self, index: int) -> tuple[PIL.Image.Image, str]:
+        """One of the shipped example images (decoded here, so it is served from the cache wherever the app runs)."""
+        path, caption = self.examples[int(index)]
+        return load_image(path), caption
+
+    @guarded
+    def random_example(self, checkpoint: str) -> tuple[PIL.Image.Image, str]:
+        """A random test image of the checkpoint's dataset, with its true label."""
+        ex = test_example(load_model(checkpoint).meta.dataset, rng=_RNG)
+        return ex.image, f"{ex.label} (test image {ex.index} of {ex.dataset})"
+
+
+def build(shared: Shared) -> PredictTab:
+    """Create the Predict tab in the current Blocks context and wire its events."""
+    return PredictTab(shared)

@@ -1,0 +1,143 @@
+"""The app in a real browser (Debian's Chromium through Playwright): every tab, a live training run, a prediction and
+an explanation; no request may leave localhost. Screenshots go to artifacts/ (CNNVIZ_UPDATE_SCREENSHOT=1 also
+refreshes assets/screenshot.png for the README)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from test_api import CKPT, REPO, running_app  # pytest puts tests/ on sys.path
+
+CHROMIUM = "/usr/bin/chromium"
+# Never `playwright install`: it downloads a browser. These flags keep Chromium itself off the network.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "artifacts"
+PRESET = os.environ.get("CNNVIZ_BROWSER_PRESET", "demo-digits")  # demo-fashion-mnist makes the README screenshot
+LOCAL = {"127.0.0.1", "localhost", "::1"}
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory) -> Iterator[tuple]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    outside: list[str] = []
+    with running_app(tmp_path_factory.mktemp("browser")) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(30_000)
+        page.on("request", lambda r: outside.append(r.url)
+                if urlparse(r.url).scheme not in ("data", "blob") and urlparse(r.url).hostname not in LOCAL else None)
+        page.goto(url)
+        try:
+            yield page, sync_api.expect, outside, browser
+        finally:
+            browser.close()
+
+
+def shot(page, name: str) -> Path:
+    path = ARTIFACTS / f"browser-{name}.png"
+    page.screenshot(path=path, full_page=True)
+    return path
+
+
+def choose(page, selector: str, option: str) -> None:
+    """Pick an option whose text starts with `option` in the dropdown at `selector`."""
+    page.locator(f"{selector} input").first.click()
+    page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
+
+
+def test_every_tab_opens(browser_page):
+    page, expect, *_ = browser_page
+    expect(page.get_by_text("Per-layer table")).to_be_visible()
+    expect(page.locator(".arch-diagram .arch-conv").first).to_be_visible()
+    shot(page, "architecture")
+    for tab, marker in (("Train", "#train-start"), ("Predict", "#predict-image"), ("Explain", "#explain-go")):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        expect(page.locator(marker)).to_be_visible()
+        shot(page, tab.lower())
+
+
+def test_training_curves_update_live_and_the_result_appears(browser_page):
+    page, expect, *_ = browser_page
+    page.get_by_role("tab", name="Train", exact=True).click()
+    choose(page, "#train-preset", PRESET)
+    expect(page.locator("#train-start")).to_be_enabled()
+    page.locator("#train-start").click()
+    expect(page.locator("#train-start")).to_be_disabled()  # one run at a time per tab; Stop and Pause now work
+    expect(page.locator("#train-stop")).to_be_enabled()
+    plot, status, result = page.locator("#loss-plot"), page.locator("#train-status"), page.locator("#train-result")
+    changes, t0 = [], time.monotonic()
+    while "Test accuracy" not in result.inner_text() and time.monotonic() - t0 < 240:
+        digest = hashlib.md5(plot.inner_html().encode()).hexdigest()
+        if "Training" in status.inner_text() and (not changes or changes[-1][1] != digest):
+            changes.append((time.monotonic() - t0, digest))
+        time.sleep(0.05)
+    expect(result).to_contain_text("Test accuracy", timeout=5_000)
+    assert len(changes) >= 2, "the loss curve did not update while training"
+    if len(changes) > 2:
+        span = changes[-1][0] - changes[0][0]
+        print(f"\nloss plot redrawn {len(changes)} times in {span:.1f} s while training ({(len(changes) - 1) / span:.1f}/s)")
+    accuracy = float(re.search(r"Test accuracy: ([\d.]+)%", result.inner_text()).group(1))
+    assert accuracy > 10  # ten classes: chance is 10%
+    expect(page.locator("#train-status")).to_contain_text("Finished")
+    expect(page.locator("#train-start")).to_be_enabled()
+    expect(page.locator("#train-checkpoint textarea")).to_have_value(re.compile(r"\d{6}-\w+-"))
+    path = shot(page, "train-finished")
+    if os.environ.get("CNNVIZ_UPDATE_SCREENSHOT"):
+        shutil.copyfile(path, REPO / "assets" / "screenshot.png")
+
+
+def test_predict_an_example_image(browser_page):
+    page, expect, *_ = browser_page
+    page.get_by_role("tab", name="Predict", exact=True).click()
+    choose(page, "#predict-checkpoint", CKPT)
+    page.locator("#predict-examples img").first.click()  # assets/examples/digits_3.png comes first
+    expect(page.get_by_test_id("label-output-value")).to_contain_text("3")
+    expect(page.locator("#predict-details")).to_contain_text("network input 1×16×16")
+    expect(page.locator("#predict-view img")).to_be_visible()
+    shot(page, "predict")
+
+
+def test_explain_shows_the_overlay(browser_page):
+    page, expect, *_ = browser_page
+    page.get_by_role("tab", name="Explain", exact=True).click()  # opening the tab explains the Predict tab's image
+    expect(page.locator("#explain-summary")).to_contain_text("Predicted 3", timeout=60_000)
+    expect(page.locator("#explain-cam img")).to_be_visible()
+    expect(page.locator("#explain-fmaps img")).to_be_visible()
+    shot(page, "explain")
+
+
+def test_a_second_user_sees_the_queue_position(browser_page):
+    page, expect, _, browser = browser_page
+    other = browser.new_page(viewport={"width": 1400, "height": 900})  # a second browser session
+    try:
+        other.goto(page.url)
+        for p in (page, other):
+            p.get_by_role("tab", name="Train", exact=True).click()
+            choose(p, "#train-preset", "demo-digits")
+        page.locator("#train-start").click()
+        expect(page.locator("#train-status")).to_contain_text("Training")
+        other.locator("#train-start").click()
+        expect(other.locator("#train-status")).to_contain_text("queue: 1/1")
+        shot(other, "queued")
+        for p in (other, page):
+            p.locator("#train-stop").click()
+        expect(page.locator("#train-status")).to_contain_text("Stopped")
+    finally:
+        other.close()
+
+
+def test_no_request_left_localhost(browser_page):
+    _, _, outside, _ = browser_page
+    assert outside == []

@@ -100,6 +100,7 @@ def run_bench(quick: bool = False, device: str = "auto") -> list[dict]:
     for label, arch, dataset, bs, full, short in CASES:
         n = short if quick else full
         plain = plain_loop(arch, dataset, bs, n, dev)
+        engine_rate(arch, dataset, bs, max(2, n // 4), str(dev), progress_every=1e9)  # warm-up: the first run is ~2x slower
         live = engine_rate(arch, dataset, bs, n, str(dev), progress_every=0.25)
         silent = engine_rate(arch, dataset, bs, n, str(dev), progress_every=1e9)
         rows.append({"case": label, "device": str(dev), "batch_size": bs, "batches": n, "plain_img_s": plain,

@@ -11,6 +11,7 @@ from .checkpoints import LoadedModel
 from .data import Dataset, load_dataset
 from .explain import CamResult, grad_cam_batch
 from .hooks import model_lock
+from .images import uint8_batch_to_input
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,7 @@ def trained_dataset(loaded: LoadedModel) -> Dataset:
 
 def model_inputs(images: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
     """uint8 [N,C,H,W] -> normalised float input at the model's size."""
-    spec = loaded.meta.spec
-    x = images.float() / 255
-    if x.shape[-1] != spec.size:
-        x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), mode="bilinear", align_corners=False)
-    return (x - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+    return uint8_batch_to_input(images, loaded.meta.spec)
 
 
 def predict_test_set(loaded: LoadedModel, batch: int = 500) -> TestSetPredictions:

@@ -191,3 +191,11 @@ def uint8_to_pil(img: torch.Tensor) -> Image.Image:
         raise ValueError(f"expected [C, H, W] with C = 1 or 3, got {tuple(img.shape)}")
     arr = t.permute(1, 2, 0).contiguous().numpy()
     return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)  # uint8 2-D -> L, [H, W, 3] -> RGB
+
+
+def uint8_batch_to_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """Dataset images uint8 [N,C,H,W] -> normalised float input [N,C,S,S] at the model's size (bilinear resize)."""
+    x = images.float() / 255
+    if x.shape[-1] != spec.size:
+        x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), mode="bilinear", align_corners=False)
+    return (x - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from .data import Split
 from .explain import default_layer, filters, grad_cam_batch
-from .images import InputSpec
+from .images import InputSpec, uint8_batch_to_input
 from .render import colorize, overlay
 
 FILE = "timelapse.npz"
@@ -73,11 +73,7 @@ class TimelapseRecorder:
         self.seconds = 0.0  # time spent recording, to report its cost against training time
 
     def inputs(self) -> torch.Tensor:
-        x = self.images.float() / 255
-        if x.shape[-1] != self.spec.size:
-            x = torch.nn.functional.interpolate(x, size=(self.spec.size, self.spec.size), mode="bilinear", align_corners=False)
-        mean = torch.tensor(self.spec.mean).view(1, -1, 1, 1)
-        return (x - mean) / torch.tensor(self.spec.std).view(1, -1, 1, 1)
+        return uint8_batch_to_input(self.images, self.spec)
 
     def record(self, model: nn.Module, epoch: int) -> None:
         """Explain the probes with a CPU copy of `model` (the training model and its device are left alone)."""

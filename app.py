@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 for _var in ("NO_PROXY", "no_proxy"):
     os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "localhost", "127.0.0.1", "::1"]))
 
+from cnnviz.config import Limits  # noqa: E402  (plain dataclasses: no torch, no gradio)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags; the defaults are the safe ones."""
@@ -26,7 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="require a login; repeat for more users")
     p.add_argument("--max-epochs", type=int, default=None, help="cap epochs per run (for a shared server)")
     p.add_argument("--max-subset", type=int, default=None, help="cap training images per split (for a shared server)")
-    p.add_argument("--max-queue", type=int, default=20, help="requests that may wait before 'queue full' (default 20)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests that may wait before 'queue full' (default 64)")
+    p.add_argument("--max-queued-runs", type=int, default=Limits.max_queued_runs,
+                   help=f"training runs that may wait behind the current one (default {Limits.max_queued_runs})")
     return p.parse_args(argv)
 
 
@@ -46,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's start-up self-checks log every request
-    from cnnviz.config import Limits
-
     defaults = Limits()
     if args.max_epochs is not None and args.max_epochs < 1 or args.max_subset is not None and args.max_subset < 10:
         raise SystemExit("error: --max-epochs must be at least 1 and --max-subset at least 10")
-    limits = Limits(max_epochs=args.max_epochs or defaults.max_epochs, max_subset=args.max_subset)
+    if args.max_queued_runs < 0 or args.max_queue < 1:
+        raise SystemExit("error: --max-queued-runs must be 0 or more and --max-queue at least 1")
+    limits = Limits(max_epochs=args.max_epochs or defaults.max_epochs, max_subset=args.max_subset,
+                    max_queued_runs=args.max_queued_runs)
 
     from cnnviz.ui import build_demo, configure_queue, launch_options
 

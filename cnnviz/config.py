@@ -21,6 +21,7 @@ class Limits:
     max_epochs: int = 200
     max_subset: int | None = None  # None: whole dataset allowed
     max_batch_size: int = 4096
+    max_queued_runs: int = 8  # runs that may wait behind the one training; more are refused with "queue full"
 
 
 @dataclass(frozen=True)

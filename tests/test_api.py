@@ -233,22 +233,52 @@ def test_pause_resume_and_stop_a_run_which_keeps_its_weights(client):
     assert job.status().code.name == "FINISHED"
 
 
-def test_a_second_user_waits_in_the_queue_and_predictions_keep_working(app_url, client, tmp_path):
-    other = Client(app_url, verbose=False)
+def wait_for_status(job, text: str, timeout: float = 60) -> str:
+    """The first streamed status that contains `text` (fails after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        outputs = job.outputs()
+        if outputs and text in outputs[-1][STATUS]:
+            return outputs[-1][STATUS]
+        assert not job.done(), f"ended before showing {text!r}: {outputs[-1][STATUS] if outputs else job.status()}"
+        time.sleep(0.02)
+    raise AssertionError(f"no status with {text!r} within {timeout} s")
+
+
+def test_a_second_user_waits_their_turn_and_a_strangers_stop_stops_nothing(app_url, client, tmp_path):
+    other, stranger = Client(app_url, verbose=False), Client(app_url, verbose=False)
     try:
         first = client.submit(**{**TRAIN, "epochs": 8}, api_name="/train")
-        while not first.outputs():
-            time.sleep(0.02)
+        wait_for_status(first, "Training")
         second = other.submit(**TRAIN, api_name="/train")
-        queued, latencies = False, []
+        assert "1 run ahead" in wait_for_status(second, "Waiting in the training queue")
+        stopped = stranger.predict(api_name="/stop")  # another student's Stop: they have no run
+        assert "Nothing is training" in stopped[STATUS]
+        latencies = []
         while not first.done():
-            queued |= second.status().code.name == "IN_QUEUE"
             t0 = time.perf_counter()
             probs, _, _ = other.predict(CKPT, handle_file(digit_png(tmp_path, "2")), 1, api_name="/predict")
             latencies.append(time.perf_counter() - t0)
             assert probs["label"] == "2"
-        assert queued  # the second run waited for the first instead of failing
-        assert accuracy_in(second.result(timeout=120)[RESULT]) > 0.2
+        assert accuracy_in(first.result(timeout=60)[RESULT]) > 0.2  # finished: the stranger's Stop did not stop it
+        assert accuracy_in(second.result(timeout=120)[RESULT]) > 0.2  # then the waiting run trained
         assert latencies and max(latencies) < 5
     finally:
         other.close()
+        stranger.close()
+
+
+def test_a_full_training_queue_refuses_with_a_clear_message(tmp_path):
+    with running_app(tmp_path, Limits(max_queued_runs=0)) as url:
+        first_user, second_user = Client(url, verbose=False), Client(url, verbose=False)
+        try:
+            first = first_user.submit(**{**TRAIN, "epochs": 50}, api_name="/train")
+            wait_for_status(first, "Training")
+            with pytest.raises(AppError, match="training queue is full"):
+                second_user.predict(**TRAIN, api_name="/train")
+            first_user.predict(api_name="/stop")
+            assert "Stopped" in first.result(timeout=60)[RESULT]
+            assert accuracy_in(second_user.predict(**{**TRAIN, "epochs": 1}, api_name="/train")[RESULT]) > 0.1  # room again
+        finally:
+            first_user.close()
+            second_user.close()

@@ -129,10 +129,12 @@ def test_a_second_user_sees_the_queue_position(browser_page):
         page.locator("#train-start").click()
         expect(page.locator("#train-status")).to_contain_text("Training")
         other.locator("#train-start").click()
-        expect(other.locator("#train-status")).to_contain_text("queue: 1/1")
+        expect(other.locator("#train-status")).to_contain_text("Waiting in the training queue: 1 run ahead")
         shot(other, "queued")
-        for p in (other, page):
-            p.locator("#train-stop").click()
+        other.locator("#train-stop").click()  # leaves the queue; the first user's run goes on
+        expect(other.locator("#train-status")).to_contain_text("cancelled while waiting")
+        expect(page.locator("#train-status")).to_contain_text("Training")
+        page.locator("#train-stop").click()
         expect(page.locator("#train-status")).to_contain_text("Stopped")
     finally:
         other.close()

@@ -6,8 +6,7 @@ import zipfile
 import pytest
 import torch
 
-from cnnviz.checkpoints import (CheckpointError, build_meta, checkpoint_path, list_checkpoints, load_checkpoint,
-                                save_checkpoint)
+from cnnviz.checkpoints import CheckpointError, build_meta, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
 from cnnviz.models import get_model
 
 

@@ -97,7 +97,7 @@ def test_receptive_field_boxes_match_gradients(arch, channels, size):
     for name, box in boxes.items():
         x = torch.rand(1, channels, size, size, requires_grad=True)
         out = {}
-        h = modules[name].register_forward_hook(lambda m, i, o: out.setdefault("y", o))
+        h = modules[name].register_forward_hook(lambda m, i, o, out=out: out.setdefault("y", o))
         model(x)
         h.remove()
         y = out["y"]

@@ -39,9 +39,9 @@ def test_build_demo_without_launching(demo):
                                                                                          "Explain"]
 
 
-def test_training_shares_one_queue_of_size_one(demo):
+def test_training_waits_in_our_queue_and_stop_never_waits(demo):
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
-    assert (train.concurrency_id, train.concurrency_limit) == ("train", 1)
+    assert train.concurrency_limit is None  # runs wait in TRAIN_QUEUE, showing their place, not in Gradio's queue
     stop = next(fn for fn in demo.fns.values() if fn.api_name == "stop")
     cancel = [fn for fn in demo.fns.values() if fn.cancels and train._id in fn.cancels]
     assert cancel and stop.concurrency_limit is None  # Stop never waits behind a run
@@ -72,11 +72,13 @@ def test_app_flags(monkeypatch):
     import app
 
     args = app.parse_args([])
-    assert (args.host, args.share, args.auth, args.max_queue) == ("127.0.0.1", False, [], 20)
+    assert (args.host, args.share, args.auth, args.max_queue, args.max_queued_runs) == ("127.0.0.1", False, [], 64, 8)
     args = app.parse_args(["--host", "0.0.0.0", "--port", "9000", "--auth", "ann:pw1", "--auth", "bob:pw:2",
-                           "--max-epochs", "5", "--max-subset", "1000", "--max-queue", "4", "--share"])
+                           "--max-epochs", "5", "--max-subset", "1000", "--max-queue", "4", "--max-queued-runs", "2",
+                           "--share"])
     assert app.parse_auth(args.auth) == [("ann", "pw1"), ("bob", "pw:2")]
-    assert (args.port, args.max_epochs, args.max_subset, args.max_queue, args.share) == (9000, 5, 1000, 4, True)
+    assert (args.port, args.max_epochs, args.max_subset, args.max_queue, args.max_queued_runs, args.share) == (
+        9000, 5, 1000, 4, 2, True)
     with pytest.raises(SystemExit, match="USER:PASSWORD"):
         app.parse_auth(["nopassword"])
     import os

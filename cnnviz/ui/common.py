@@ -21,11 +21,13 @@ from ..explain import ExplainError
 from ..hooks import LayerError
 from ..images import ImageError
 from ..models import WeightsUnavailable, get_model_info
+from ..runqueue import QueueFull
 
 log = logging.getLogger("cnnviz.ui")
 
 # Errors whose message was written for the user; anything else is a bug and gets a generic message.
-USER_ERRORS = (ConfigError, CheckpointError, ImageError, ExplainError, LayerError, DatasetUnavailable, WeightsUnavailable)
+USER_ERRORS = (ConfigError, CheckpointError, ImageError, ExplainError, LayerError, DatasetUnavailable, WeightsUnavailable,
+               QueueFull)
 MODEL_CACHE_SIZE = 4
 
 

@@ -31,7 +31,7 @@ FIELDS = ("arch", "dataset", "subset", "epochs", "batch_size", "optimizer", "lr"
           "momentum", "weight_decay", "label_smoothing")
 INTS = {"subset", "epochs", "batch_size", "seed"}
 CUSTOM = "custom"
-WAITING = "Starting… (or waiting for another run)"
+WAITING = "Starting…"
 STOP_WAIT = 30.0  # seconds Stop waits for the run to reach a batch boundary and save its checkpoint
 
 
@@ -161,8 +161,10 @@ class TrainTab:
         # Shown at once, before the queue answers: if someone else's run holds the slot, the queue position appears beside it.
         self.start.click(lambda: (idle_status(WAITING), gr.Button(interactive=True)), None, [self.status, self.stop],
                          api_visibility="private", queue=False)
+        # No Gradio concurrency limit: runs wait in TRAIN_QUEUE (first come, first served, capped by --max-queued-runs)
+        # and stream their place in line meanwhile; Gradio's own queue would count them against every other request.
         run = self.start.click(self.train, [self.preset, *self.settings(), self.session], outputs, api_name="train",
-                               concurrency_id="train", concurrency_limit=1, show_progress_on=[self.status])
+                               concurrency_id="train", concurrency_limit=None, show_progress_on=[self.status])
         run.then(self.select_new_checkpoint, self.session, menus, api_visibility="private", queue=False)
         self.pause.click(self.toggle_pause, self.session, self.pause, api_name="pause", concurrency_limit=None,
                          show_progress="hidden")

@@ -33,6 +33,11 @@ def status_html(w: Worker) -> str:
     with w.lock:
         started, p, last, paused, end = w.started, w.progress, w.last_epoch, w.paused, w.end
     if started is None:
+        if end is not None:
+            return idle_status(f"{type(end).__name__}: {getattr(end, 'message', '')}")
+        ahead = w.runs_ahead()
+        if ahead:
+            return idle_status(f"Waiting in the training queue: {ahead} run{'s' * (ahead > 1)} ahead of this one")
         return idle_status("Loading the data and building the model…")
     epochs = started.config["epochs"]
     step = p.step if p else 0

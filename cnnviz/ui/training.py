@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..config import Limits, TrainConfig
 from ..engine import fit
-from ..events import END_EVENTS, EpochEnded, Event, Failed, Paused, Progress, Resumed, RunStarted
+from ..events import END_EVENTS, EpochEnded, Event, Failed, Paused, Progress, Resumed, RunStarted, Stopped
+from ..runqueue import RunQueue, Ticket
 
 log = logging.getLogger("cnnviz.ui")
 UPDATE_INTERVAL = 0.25  # seconds between UI updates: 4 per second at most
@@ -28,7 +29,7 @@ PROGRESS_EVERY = 0.2  # engine progress cadence: a new point for (almost) every 
 MAX_POINTS = 300  # train points of the current run; thinned by half when reached
 MAX_POINTS_EARLIER = 120  # train points kept of each earlier run
 MAX_RUNS = 5  # curves of earlier runs kept for comparison
-TRAIN_SLOT = threading.Lock()  # one run at a time per process, even while a cancelled run winds down
+TRAIN_QUEUE = RunQueue()  # one run at a time per process (a cancelled run keeps its place until it has wound down)
 # (test, train) colour per run: a strong and a light shade of one hue (matplotlib's tab20 pairs)
 PALETTE = [("#1f77b4", "#aec7e8"), ("#ff7f0e", "#ffbb78"), ("#2ca02c", "#98df8a"), ("#d62728", "#ff9896"),
            ("#9467bd", "#c5b0d5"), ("#8c564b", "#c49c94")]
@@ -101,9 +102,10 @@ class Worker(threading.Thread):
     """Runs fit(cfg) in a thread and records what the UI shows; the UI reads those fields under `lock`."""
 
     def __init__(self, cfg: TrainConfig, limits: Limits, stop: threading.Event, pause: threading.Event,
-                 curves: RunCurves):
+                 curves: RunCurves, ticket: Ticket, queue: RunQueue = TRAIN_QUEUE):
         super().__init__(daemon=True, name=f"cnnviz-train-{cfg.arch}")
         self.cfg, self.limits, self.stop, self.pause, self.curves = cfg, limits, stop, pause, curves
+        self.ticket, self.queue = ticket, queue
         self.lock = threading.Lock()
         self.finished = threading.Event()
         self.version = 0  # bumped on every event: the UI only re-sends when something changed
@@ -117,17 +119,24 @@ class Worker(threading.Thread):
     def run(self) -> None:
         """Thread body: train, recording every event; always ends with an end event."""
         try:
-            with TRAIN_SLOT:
-                for ev in fit(self.cfg, stop=self.stop, pause=self.pause, limits=self.limits,
-                              progress_every=PROGRESS_EVERY):
-                    self.apply(ev)
+            if not self.queue.wait_turn(self.ticket, self.stop):
+                self.apply(Stopped(run_id="", epoch=0, step=0, checkpoint=None,
+                                   message="cancelled while waiting in the training queue"))
+                return
+            for ev in fit(self.cfg, stop=self.stop, pause=self.pause, limits=self.limits, progress_every=PROGRESS_EVERY):
+                self.apply(ev)
         except Exception:  # a bug in the engine must still end the run visibly
             log.exception("training crashed")
             self.apply(Failed(message="training stopped because of an internal error (details in the server log)"))
         finally:
+            self.queue.leave(self.ticket)
             if self.end is None:
                 self.apply(Failed(message="training ended without a result"))
             self.finished.set()
+
+    def runs_ahead(self) -> int | None:
+        """Runs that train or wait before this one (0: its turn), None once it has left the queue."""
+        return self.queue.position(self.ticket)
 
     def apply(self, ev: Event) -> None:
         """Record one engine event (cheap: a few appends under a lock)."""
@@ -178,10 +187,11 @@ class TrainSession:
         """True while this session's worker is training."""
         return self.worker is not None and not self.worker.finished.is_set()
 
-    def start(self, cfg: TrainConfig, limits: Limits) -> Worker:
-        """Start a run in a background thread; its curves join the ones kept for comparison."""
+    def start(self, cfg: TrainConfig, limits: Limits, queue: RunQueue = TRAIN_QUEUE) -> Worker:
+        """Queue a run (QueueFull when too many wait) on a background thread; its curves join the ones kept."""
         if self.running:
             raise RuntimeError("a run is already going in this session")
+        ticket = queue.join(limits.max_queued_runs)
         self.stop.clear()
         self.pause.clear()
         self.count += 1
@@ -190,7 +200,7 @@ class TrainSession:
         for earlier in self.runs:
             earlier.thin(MAX_POINTS_EARLIER)
         self.runs = [*self.runs[-(MAX_RUNS - 1):], curves]
-        self.worker = Worker(cfg, limits, self.stop, self.pause, curves)
+        self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, queue)
         self.worker.start()
         return self.worker
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,9 +210,11 @@ class CheckpointEntry:
     shipped: bool  # in checkpoints/ (shipped or saved by name), not a run folder
 
 
-def list_checkpoints() -> list[CheckpointEntry]:
-    """Checkpoints in checkpoints/ and runs/*/model.pt, newest first; unreadable files are left out."""
-    paths = sorted(checkpoints_dir().glob("*.pt")) + sorted(runs_dir().glob("*/model.pt"))
+def list_checkpoints(run_roots: Iterable[Path] | None = None) -> list[CheckpointEntry]:
+    """Checkpoints in checkpoints/ and <root>/*/model.pt for each run root (default: runs/), newest first; unreadable
+    files are left out."""
+    roots = [runs_dir()] if run_roots is None else list(run_roots)
+    paths = sorted(checkpoints_dir().glob("*.pt")) + [p for root in roots for p in sorted(Path(root).glob("*/model.pt"))]
     entries = []
     for path in paths:
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,11 @@ class RunRecord:
         return f"{self.run_id} ({self.config.get('arch')} on {self.config.get('dataset')}, {len(self.history)} epochs{acc})"
 
 
-def run_path(run_id: str) -> Path:
-    """runs/<run_id> for a safe id (no separators, no '..')."""
+def run_path(run_id: str, root: Path | None = None) -> Path:
+    """<root>/<run_id> (root: runs/) for a safe id (no separators, no '..')."""
     if not _RUN_ID.match(run_id) or ".." in run_id:
         raise ValueError(f"invalid run id {run_id!r}")
-    return runs_dir() / run_id
+    return (root or runs_dir()) / run_id
 
 
 def read_run(run_dir: Path) -> RunRecord:
@@ -48,10 +49,11 @@ def read_run(run_dir: Path) -> RunRecord:
                      (run_dir / TIMELAPSE_FILE).exists())
 
 
-def list_runs() -> list[RunRecord]:
-    """Every readable run, newest first (ids start with the date and time)."""
+def list_runs(roots: Iterable[Path] | None = None) -> list[RunRecord]:
+    """Every readable run in the roots (default: runs/), newest first (ids start with the date and time)."""
     records = []
-    for d in sorted(runs_dir().glob("*/config.json"), reverse=True):
+    folders = [d for root in ([runs_dir()] if roots is None else roots) for d in Path(root).glob("*/config.json")]
+    for d in sorted(folders, key=lambda d: d.parent.name, reverse=True):
         try:
             records.append(read_run(d.parent))
         except (OSError, ValueError, KeyError):
@@ -67,9 +69,9 @@ class Replay:
     class_names: tuple[str, ...]
 
 
-def load_replay(run_id: str) -> Replay:
+def load_replay(run_id: str, root: Path | None = None) -> Replay:
     """Everything needed to show a finished run again: curves, time-lapse frames and confusion matrix."""
-    record = read_run(run_path(run_id))
+    record = read_run(run_path(run_id, root))
     timelapse = load_timelapse(record.dir) if record.has_timelapse else None
     confusion, names = None, timelapse.class_names if timelapse else ()
     if record.checkpoint is not None:

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy ke
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIGITS = REPO / "checkpoints" / "lenet5-digits.pt"
 CKPT = "lenet5-digits"
-PUBLIC = ["/architecture", "/train", "/pause", "/stop", "/clear_curves", "/predict", "/predict_drawing", "/random_example",
-          "/explain", "/feature_maps"]
+PUBLIC = ["/architecture", "/train", "/pause", "/stop", "/clear_curves", "/share_run", "/predict", "/predict_drawing",
+          "/random_example", "/explain", "/feature_maps"]
 # /train outputs as the API returns them (buttons are not part of the API)
 STATUS, LOSS, ACC, LEGEND, RESULT, CONFUSION, PER_CLASS, DOWNLOAD, CHECKPOINT = range(9)
 TRAIN = dict(preset="demo-digits", arch="lenet5", dataset="digits", subset=0, epochs=4, batch_size=64, optimizer="adam",
@@ -282,3 +282,22 @@ def test_a_full_training_queue_refuses_with_a_clear_message(tmp_path):
         finally:
             first_user.close()
             second_user.close()
+
+
+def test_a_students_runs_are_theirs_until_they_share_one(app_url, client, tmp_path):
+    classmate = Client(app_url, verbose=False)
+    try:
+        run = client.predict(**{**TRAIN, "epochs": 2}, api_name="/train")[CHECKPOINT]
+        png = handle_file(digit_png(tmp_path, "5"))
+        assert client.predict(run, png, 1, api_name="/predict")[0]["label"]  # the owner uses it
+        with pytest.raises(AppError, match="no checkpoint called"):
+            classmate.predict(run, png, 1, api_name="/predict")  # another student does not even see it
+        with pytest.raises(AppError, match="No run called"):
+            classmate.predict(run, api_name="/replay")
+        with pytest.raises(AppError, match="no run called"):
+            classmate.predict(run, api_name="/share_run")  # nor publish it
+        client.predict(run, api_name="/share_run")
+        assert classmate.predict(run, png, 1, api_name="/predict")[0]["label"]  # shared on purpose: now everyone's
+        assert run in classmate.predict(run, api_name="/replay")[0]
+    finally:
+        classmate.close()

@@ -118,6 +118,41 @@ def test_explain_shows_the_overlay(browser_page):
     shot(page, "explain")
 
 
+def menu_options(page, selector: str) -> list[str]:
+    """The option texts of the dropdown at `selector` (opened, read, closed)."""
+    page.locator(f"{selector} input").first.click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return options
+
+
+def test_own_runs_survive_a_reload_and_other_browsers_never_see_them(browser_page):
+    page, expect, _, browser = browser_page
+    run = page.locator("#train-checkpoint textarea").input_value()  # trained by the live-curves test above
+    assert run
+    stranger = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()  # its own localStorage
+    try:
+        for p in (page, stranger):
+            if p is page:
+                p.reload()
+            else:
+                p.goto(page.url)
+            p.get_by_role("tab", name="Predict", exact=True).click()
+            expect(p.locator("#predict-checkpoint input").first).to_have_value(re.compile(CKPT))  # menus loaded
+        assert any(o.startswith(run) and "yours" in o for o in menu_options(page, "#predict-checkpoint"))
+        assert not any(o.startswith(run) for o in menu_options(stranger, "#predict-checkpoint"))
+        page.get_by_role("tab", name="Time-lapse & replay").click()
+        choose(page, "#replay-run", run)
+        page.locator("#replay-share").click()
+        expect(page.locator("#replay-share")).to_have_text("Shared")
+        stranger.reload()
+        stranger.get_by_role("tab", name="Predict", exact=True).click()
+        expect(stranger.locator("#predict-checkpoint input").first).to_have_value(re.compile(CKPT))
+        assert any(o.startswith(run) and "shared" in o for o in menu_options(stranger, "#predict-checkpoint"))
+    finally:
+        stranger.context.close()
+
+
 def test_a_second_user_sees_the_queue_position(browser_page):
     page, expect, _, browser = browser_page
     other = browser.new_page(viewport={"width": 1400, "height": 900})  # a second browser session
@@ -138,6 +173,27 @@ def test_a_second_user_sees_the_queue_position(browser_page):
         expect(page.locator("#train-status")).to_contain_text("Stopped")
     finally:
         other.close()
+
+
+def test_closing_the_tab_stops_its_run_and_the_next_in_line_starts(browser_page):
+    page, expect, _, browser = browser_page
+    leaving = browser.new_page(viewport={"width": 1400, "height": 900})
+    for p in (leaving, page):
+        if p is leaving:
+            p.goto(page.url)
+        p.get_by_role("tab", name="Train", exact=True).click()
+        choose(p, "#train-preset", "demo-digits")
+    epochs = leaving.locator("#train-epochs input[type=number]")
+    epochs.fill("50")  # long enough to still be training when the tab closes
+    epochs.press("Enter")
+    leaving.locator("#train-start").click()
+    expect(leaving.locator("#train-status")).to_contain_text("Training")
+    page.locator("#train-start").click()
+    expect(page.locator("#train-status")).to_contain_text("Waiting in the training queue")
+    leaving.close()  # the student walks away mid-run
+    expect(page.locator("#train-status")).to_contain_text("Training", timeout=30_000)
+    page.locator("#train-stop").click()
+    expect(page.locator("#train-status")).to_contain_text("Stopped")
 
 
 def test_no_request_left_localhost(browser_page):

@@ -27,7 +27,7 @@ from cnnviz.images import uint8_to_pil  # noqa: E402
 from cnnviz.paths import REPO_DIR  # noqa: E402
 from cnnviz.render import confusion_figure, figure_to_png  # noqa: E402
 from cnnviz.timelapse import load_timelapse  # noqa: E402
-from cnnviz.ui.common import Shared, checkpoint_dropdown  # noqa: E402
+from cnnviz.ui.common import SessionWorkspace, Shared, checkpoint_dropdown  # noqa: E402
 from cnnviz.ui.lecture import build_lecture_tabs  # noqa: E402
 from cnnviz.ui.lecture_pictures import FIELD_COLOUR, confusion_picture, draw_scale  # noqa: E402
 from cnnviz.ui.uploads import SafeImage  # noqa: E402
@@ -46,7 +46,8 @@ def _free_port() -> int:
 def _build() -> gr.Blocks:
     """The lecture tabs alone, with a Shared made the way build_demo makes it."""
     with gr.Blocks(analytics_enabled=False) as demo:
-        shared = Shared(limits=Limits(), predict_checkpoint=checkpoint_dropdown(render=False),
+        shared = Shared(limits=Limits(), workspace=gr.State(SessionWorkspace()),
+                        predict_checkpoint=checkpoint_dropdown(render=False),
                         explain_checkpoint=checkpoint_dropdown(render=False),
                         explain_image=SafeImage(type="pil", format="png", render=False))
         with gr.Tabs():

@@ -4,16 +4,26 @@ This package is the only part of cnnviz that imports gradio.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no version check, no telemetry
+# Gradio serves every file in its upload folder, not only the ones this app returned, and that folder defaults to
+# /tmp/gradio, shared by every Gradio app on the machine. A private folder (mode 0700, removed at exit) keeps what
+# other programs and users leave there off this server.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="cnnviz-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
 import gradio as gr  # noqa: E402
 
 from ..config import Limits  # noqa: E402
 from . import architecture_tab, explain_tab, lecture, predict_tab, train_tab  # noqa: E402
-from .common import Shared, checkpoint_dropdown, refreshed_dropdown  # noqa: E402
+from .common import SessionWorkspace, Shared, checkpoint_dropdown  # noqa: E402
 from .uploads import SafeImage  # noqa: E402
+from .workspaces import browser_token, claim_workspace  # noqa: E402
 
 TITLE = "cnnviz: see how convolutional networks learn"
 MAX_UPLOAD = "10mb"
@@ -70,7 +80,8 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         # Written by more than one tab, so made first and rendered by the tab that shows them.
-        shared = Shared(limits=limits, predict_checkpoint=checkpoint_dropdown(render=False, elem_id="predict-checkpoint"),
+        shared = Shared(limits=limits, workspace=gr.State(SessionWorkspace()),
+                        predict_checkpoint=checkpoint_dropdown(render=False, elem_id="predict-checkpoint"),
                         explain_checkpoint=checkpoint_dropdown(render=False, elem_id="explain-checkpoint"),
                         explain_image=SafeImage(type="pil", format="png", height=300, render=False,
                                                 sources=["upload", "clipboard"], label="Image (from the Predict tab)",
@@ -85,9 +96,10 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
             with gr.Tab("Explain", id="explain") as tab:
                 explain_tab.build(shared, tab)
             lecture.build_lecture_tabs(shared)  # time-lapse, confusion drill-down, compare, sanity check, receptive field
-        # New runs (by anyone) appear in the menus when a page is opened.
-        demo.load(lambda: (refreshed_dropdown(), refreshed_dropdown()), None,
-                  [shared.predict_checkpoint, shared.explain_checkpoint], api_visibility="private", queue=False)
+        # Each page sees the shared runs and its user's own (see ui/workspaces.py).
+        token = browser_token()
+        demo.load(claim_workspace, [token, shared.workspace],
+                  [token, shared.predict_checkpoint, shared.explain_checkpoint], api_visibility="private", queue=False)
     return demo
 
 

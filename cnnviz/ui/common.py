@@ -1,4 +1,5 @@
-"""Shared UI plumbing: turning errors into messages, the checkpoint menu, and a small cache of loaded models."""
+"""Shared UI plumbing: turning errors into messages, each session's workspace and checkpoint menu, and a small cache
+of loaded models."""
 from __future__ import annotations
 
 import functools
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..checkpoints import CheckpointEntry, CheckpointError, LoadedModel, list_checkpoints, load_checkpoint
+from ..checkpoints import CheckpointEntry, CheckpointError, LoadedModel, load_checkpoint
 from ..config import ConfigError, Limits
 from ..data import DatasetUnavailable
 from ..explain import ExplainError
@@ -22,12 +23,13 @@ from ..hooks import LayerError
 from ..images import ImageError
 from ..models import WeightsUnavailable, get_model_info
 from ..runqueue import QueueFull
+from ..workspace import Workspace, WorkspaceError
 
 log = logging.getLogger("cnnviz.ui")
 
 # Errors whose message was written for the user; anything else is a bug and gets a generic message.
 USER_ERRORS = (ConfigError, CheckpointError, ImageError, ExplainError, LayerError, DatasetUnavailable, WeightsUnavailable,
-               QueueFull)
+               QueueFull, WorkspaceError)
 MODEL_CACHE_SIZE = 4
 
 
@@ -73,38 +75,55 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
+class SessionWorkspace:
+    """gr.State value: whose runs this browser session sees. A new session (a page or an API client) starts with a fresh
+    private workspace; the page load then claims the browser's own or the login's (ui/workspaces.py)."""
+
+    def __init__(self, workspace: Workspace | None = None) -> None:
+        self.workspace = workspace or Workspace.new()
+
+    def __deepcopy__(self, memo: dict) -> SessionWorkspace:
+        return SessionWorkspace()  # gr.State copies its initial value per session: every session gets its own key
+
+
 @dataclass
 class Shared:
-    """Components more than one tab writes to, created before the tabs (render=False) and rendered by their owner."""
+    """Components more than one tab uses, created before the tabs (render=False) and rendered by their owner."""
 
     limits: Limits
+    workspace: gr.State  # of SessionWorkspace
     predict_checkpoint: gr.Dropdown
     explain_checkpoint: gr.Dropdown
     explain_image: gr.Image
 
 
-def entry_label(e: CheckpointEntry) -> str:
-    """Menu text for a checkpoint: name, architecture, dataset and accuracy."""
+def entry_label(e: CheckpointEntry, workspace: Workspace) -> str:
+    """Menu text for a checkpoint: name, architecture, dataset, accuracy, and whose it is."""
     try:
         title = get_model_info(e.arch).title.split(" (")[0]
     except KeyError:
         title = e.arch
     acc = f", {e.test_acc:.1%}" if e.test_acc is not None else ""
-    tag = "shipped" if e.shipped else "trained"
+    tag = "shipped" if e.shipped else "yours" if workspace.owns(e.path) else "shared"
     return f"{e.name}  ({title} on {e.dataset}{acc}, {tag})"
 
 
-def checkpoint_entries() -> dict[str, CheckpointEntry]:
-    """Name -> entry of every readable checkpoint, shipped first; the first of two equal names wins."""
+def checkpoint_entries(ws: SessionWorkspace | None) -> dict[str, CheckpointEntry]:
+    """Name -> entry of every checkpoint this session may open, shipped first; of two equal names the first wins."""
     entries: dict[str, CheckpointEntry] = {}
-    for e in list_checkpoints():
+    for e in _workspace(ws).checkpoints():
         entries.setdefault(e.name, e)
     return entries
 
 
-def checkpoint_choices() -> list[tuple[str, str]]:
+def checkpoint_choices(ws: SessionWorkspace | None) -> list[tuple[str, str]]:
     """(label, name) pairs for a checkpoint dropdown."""
-    return [(entry_label(e), name) for name, e in checkpoint_entries().items()]
+    workspace = _workspace(ws)
+    return [(entry_label(e, workspace), name) for name, e in checkpoint_entries(ws).items()]
+
+
+def _workspace(ws: SessionWorkspace | None) -> Workspace:
+    return ws.workspace if ws is not None else Workspace()  # None: the shared view, as the page is first built
 
 
 def default_checkpoint(choices: list[tuple[str, str]]) -> str | None:
@@ -113,15 +132,16 @@ def default_checkpoint(choices: list[tuple[str, str]]) -> str | None:
 
 
 def checkpoint_dropdown(label: str = "Checkpoint", render: bool = True, elem_id: str | None = None) -> gr.Dropdown:
-    """A dropdown of checkpoints; custom values are allowed so API callers can name runs newer than the page."""
-    choices = checkpoint_choices()
+    """A dropdown of the shared checkpoints (the page load adds the user's own); custom values are allowed so API
+    callers can name runs newer than the page."""
+    choices = checkpoint_choices(None)
     return gr.Dropdown(choices=choices, value=default_checkpoint(choices), label=label, allow_custom_value=True,
-                       render=render, info="shipped checkpoints and the runs trained here", elem_id=elem_id)
+                       render=render, info="shipped, shared, and your runs", elem_id=elem_id)
 
 
-def refreshed_dropdown(value: str | None = None) -> gr.Dropdown:
-    """Update for a checkpoint dropdown: current choices, and `value` (or the first choice)."""
-    choices = checkpoint_choices()
+def refreshed_dropdown(ws: SessionWorkspace, value: str | None = None) -> gr.Dropdown:
+    """Update for a checkpoint dropdown: this session's choices, and `value` (or the first choice)."""
+    choices = checkpoint_choices(ws)
     names = [n for _, n in choices]
     return gr.Dropdown(choices=choices, value=value if value in names else default_checkpoint(choices))
 
@@ -153,17 +173,27 @@ class ModelCache:
 MODELS = ModelCache()
 
 
-def load_model(name: str | None) -> LoadedModel:
-    """The checkpoint called `name`; only names in the menu are accepted (never a path from the request)."""
+def load_model(name: str | None, ws: SessionWorkspace) -> LoadedModel:
+    """The checkpoint called `name`, if this session may see it (never a path from the request)."""
     if not name:
         raise CheckpointError("choose a checkpoint first (train one in the Train tab, or pick a shipped one)")
-    entry = checkpoint_entries().get(str(name))
+    entry = checkpoint_entries(ws).get(str(name))
     if entry is None:
         raise CheckpointError(f"no checkpoint called {name!r}; refresh the page to see the current list")
     try:
         return MODELS.get(entry.path)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {name!r} was removed from disk") from None
+
+
+@guarded
+def share_run(name: str | None, ws: SessionWorkspace) -> gr.Button:
+    """Make one of this user's runs visible to everyone on the server (the lecturer's projector, classmates)."""
+    if not name:
+        raise user_error("Choose a run first: train one, or pick one of yours.")
+    ws.workspace.share(name)
+    gr.Info(f"Run {name} is now shared: everyone on this server finds it in their checkpoint and run menus.")
+    return gr.Button("Shared", interactive=False)
 
 
 def note(text: str) -> gr.Markdown:

@@ -12,7 +12,7 @@ from ..cli_explain import parse_target
 from ..explain import CamResult, ExplainError, default_layer, grad_cam
 from ..images import model_view, to_model_input
 from ..render import figure_to_image, methods_figure, overlay
-from .common import Shared, guarded, load_model, note
+from .common import SessionWorkspace, Shared, guarded, load_model, note
 from .explain_layers import filters_view, fm_view, layer_choices
 
 NOTE = ("**What am I looking at?** Inside the network for one image. *Feature maps*: what each channel of the chosen "
@@ -94,17 +94,19 @@ class ExplainTab:
         self.filters_caption = gr.Markdown(label="About the filters")
 
     def _wire(self) -> None:
-        ins = [self.checkpoint, self.image, self.layer, self.target, self.opacity, self.methods, self.sort, self.max_maps]
+        ws = self.shared.workspace
+        ins = [self.checkpoint, self.image, self.layer, self.target, self.opacity, self.methods, self.sort, self.max_maps,
+               ws]
         outs = [self.summary, self.cam, self.fmaps, self.fm_caption, self.filters, self.filters_caption, self.methods_img,
                 self.layer, self.target, self.cam_state]
         common = dict(concurrency_id="explain", concurrency_limit=2, trigger_mode="always_last")
         gr.on([self.go.click, self.tab.select, self.layer.input, self.target.input, self.image.upload, self.methods.input],
               self.explain, ins, outs, api_name="explain", **common)
         gr.on([self.checkpoint.input], self.explain_new_model, ins, outs, api_visibility="private", **common)
-        self.checkpoint.change(self.layers, self.checkpoint, [self.layer, self.target], api_name="layers",
+        self.checkpoint.change(self.layers, [self.checkpoint, ws], [self.layer, self.target], api_name="layers",
                                api_visibility="undocumented", **common)
         gr.on([self.sort.input, self.max_maps.release], self.feature_maps,
-              [self.checkpoint, self.image, self.layer, self.sort, self.max_maps], [self.fmaps, self.fm_caption],
+              [self.checkpoint, self.image, self.layer, self.sort, self.max_maps, ws], [self.fmaps, self.fm_caption],
               api_name="feature_maps", **common)
         gr.on([self.opacity.release], self.reblend, [self.opacity, self.cam_state], self.cam, api_name="overlay",
               api_visibility="undocumented", concurrency_limit=4)
@@ -112,14 +114,15 @@ class ExplainTab:
                               api_visibility="private", queue=False)
 
     @guarded
-    def layers(self, checkpoint: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+    def layers(self, checkpoint: str, ws: SessionWorkspace) -> tuple[gr.Dropdown, gr.Dropdown]:
         """Layer and target menus for a checkpoint (default: the architecture's Grad-CAM layer, the predicted class)."""
-        return menus(load_model(checkpoint), None, PREDICTED)
+        return menus(load_model(checkpoint, ws), None, PREDICTED)
 
     @guarded
-    def explain(self, checkpoint, image: PIL.Image.Image | None, layer, target, opacity, methods, sort, max_maps):
+    def explain(self, checkpoint, image: PIL.Image.Image | None, layer, target, opacity, methods, sort, max_maps,
+                ws: SessionWorkspace):
         """Grad-CAM overlay, feature maps, filters and the chosen attribution methods for one image and layer."""
-        loaded = load_model(checkpoint)
+        loaded = load_model(checkpoint, ws)
         meta = loaded.meta
         layer = layer or default_layer(loaded.model, meta.arch)
         t = None if target in (None, "", PREDICTED) else parse_target(str(target), meta.class_names)
@@ -139,16 +142,16 @@ class ExplainTab:
         return (cam_summary(cam, layer, meta.class_names), overlay(view, cam.upsampled, float(opacity)), fm, fm_caption,
                 flt, flt_caption, fig, layer_menu, target_menu, (view, cam.upsampled))
 
-    def explain_new_model(self, checkpoint, image, layer, target, opacity, methods, sort, max_maps):
+    def explain_new_model(self, checkpoint, image, layer, target, opacity, methods, sort, max_maps, ws):
         """A different checkpoint: its default layer and the predicted class, whatever the old menus said."""
-        return self.explain(checkpoint, image, None, None, opacity, methods, sort, max_maps)
+        return self.explain(checkpoint, image, None, None, opacity, methods, sort, max_maps, ws)
 
     @guarded
-    def feature_maps(self, checkpoint, image: PIL.Image.Image | None, layer, sort, max_maps):
+    def feature_maps(self, checkpoint, image: PIL.Image.Image | None, layer, sort, max_maps, ws: SessionWorkspace):
         """Every channel of one layer's output as a grid (sorted by a statistic), and a caption."""
         if image is None:
             return None, EMPTY
-        loaded = load_model(checkpoint)
+        loaded = load_model(checkpoint, ws)
         if not layer:
             raise ExplainError("choose a layer first")
         return fm_view(loaded.model, to_model_input(image, loaded.meta.spec), layer, sort, max_maps)

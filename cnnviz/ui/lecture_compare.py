@@ -2,7 +2,6 @@
 parameters and FLOPs — and their training curves overlaid."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import gradio as gr
@@ -10,12 +9,11 @@ import pandas as pd
 import PIL.Image
 
 from ..compare import ModelComparison, compare
-from ..images import load_image
 from ..render import feature_grid, overlay
-from .common import Shared, checkpoint_choices, guarded, load_model, note, user_error
-from .examples import asset_examples, test_example
+from .common import SessionWorkspace, Shared, checkpoint_choices, guarded, load_model, note, user_error
 from .lecture_pictures import METRICS, curves_by_model
 from .lecture_plots import clear_plots_on
+from .picker import example_loader, image_picker, random_test_image
 from .uploads import SafeImage
 
 NOTE = ("**What am I looking at?** Several trained networks see the *same* image. For each: its top guesses, where it "
@@ -25,7 +23,6 @@ NOTE = ("**What am I looking at?** Several trained networks see the *same* image
 TABLE_COLUMNS = ["checkpoint", "architecture", "trained on", "prediction", "confidence", "top 3", "parameters",
                  "FLOPs per image", "feature maps from"]
 MAX_CHANNELS = 16  # per model: enough to see the character of a layer, small enough to sit side by side
-_RNG = random.Random()
 
 
 def default_selection(choices: list[tuple[str, str]]) -> list[str]:
@@ -40,25 +37,26 @@ def _row(c: ModelComparison, dataset: str) -> list:
             c.maps_layer]
 
 
-def curves(checkpoints: list[str] | None, metric: str) -> pd.DataFrame:
+def curves(checkpoints: list[str] | None, metric: str, ws: SessionWorkspace) -> pd.DataFrame:
     """Long-format training curves of the chosen checkpoints (from their saved history), one series each."""
     if metric not in METRICS:
         raise user_error(f"unknown curve {metric!r}; choose one of: {', '.join(METRICS)}")
-    return curves_by_model({name: load_model(name).meta.history for name in checkpoints or []}, metric)
+    return curves_by_model({name: load_model(name, ws).meta.history for name in checkpoints or []}, metric)
 
 
-def _models(checkpoints: list[str] | None) -> list:
+def _models(checkpoints: list[str] | None, ws: SessionWorkspace) -> list:
     names = list(dict.fromkeys(checkpoints or []))  # the same checkpoint twice compares nothing
     if not 2 <= len(names) <= 4:
         raise user_error(f"Choose two to four different checkpoints to compare (you chose {len(names)}).")
-    return [load_model(n) for n in names]
+    return [load_model(n, ws) for n in names]
 
 
 @guarded
-def run_compare(checkpoints: list[str] | None, image: PIL.Image.Image | None, depth: float, metric: str) -> tuple:
+def run_compare(checkpoints: list[str] | None, image: PIL.Image.Image | None, depth: float, metric: str,
+                ws: SessionWorkspace) -> tuple:
     """Each checkpoint on the same image: table (prediction, parameters, FLOPs), Grad-CAM and feature-map galleries,
     and the chosen training curve overlaid."""
-    models = _models(checkpoints)
+    models = _models(checkpoints, ws)
     if image is None:
         raise user_error("Choose an image first: upload one, pick an example or press 'Random test image'.")
     depth = float(depth if depth is not None else 0.5)
@@ -75,22 +73,21 @@ def run_compare(checkpoints: list[str] | None, image: PIL.Image.Image | None, de
     grey = [c.name for c, m in zip(rows, models, strict=True) if m.meta.in_channels == 1]
     text = (f"Compared {len(rows)} networks at relative depth {depth:.2f}. Each saw the image its own way: resized to "
             f"its input size" + (f", and in grey for {', '.join(grey)}" if grey else "") + ".")
-    return table, cams, maps, curves([m.name for m in models], metric), text
+    return table, cams, maps, curves([m.name for m in models], metric, ws), text
 
 
 @guarded
-def compare_curves(checkpoints: list[str] | None, metric: str) -> pd.DataFrame:
+def compare_curves(checkpoints: list[str] | None, metric: str, ws: SessionWorkspace) -> pd.DataFrame:
     """Only the overlaid training curves (no image needed)."""
-    return curves(list(dict.fromkeys(checkpoints or [])), metric)
+    return curves(list(dict.fromkeys(checkpoints or [])), metric, ws)
 
 
 @guarded
-def random_image(checkpoints: list[str] | None) -> tuple[PIL.Image.Image, str]:
+def random_image(checkpoints: list[str] | None, ws: SessionWorkspace) -> tuple[PIL.Image.Image, str]:
     """A random test image from the dataset of the first chosen checkpoint, with its true label."""
     if not checkpoints:
         raise user_error("Choose the checkpoints first: the image comes from the first one's test set.")
-    ex = test_example(load_model(checkpoints[0]).meta.dataset, rng=_RNG)
-    return ex.image, f"{ex.label} (test image {ex.index} of {ex.dataset})"
+    return random_test_image(checkpoints[0], ws)
 
 
 @dataclass
@@ -101,21 +98,14 @@ class CompareTab:
 
 
 def _inputs() -> tuple:
-    choices = checkpoint_choices()
+    choices = checkpoint_choices(None)
     checkpoints = gr.Dropdown(choices, value=default_selection(choices), multiselect=True, max_choices=4,
                               label="Checkpoints (two to four)", allow_custom_value=True, elem_id="compare-checkpoints")
-    image = SafeImage(type="pil", format="png", height=260, sources=["upload", "clipboard"], label="Image",
-                      elem_classes=["pixelated"], elem_id="compare-image")
-    with gr.Row():
-        rand = gr.Button("Random test image", size="sm")
-        truth = gr.Textbox(label="True label", interactive=False, max_lines=1)
-    examples = asset_examples()
-    gallery = gr.Dataset(components=[image], samples=[[str(p)] for p, _ in examples], type="index",
-                         label="Examples (click one)", samples_per_page=12)
+    picker = image_picker("Image", "compare-image", 260)
     depth = gr.Slider(0, 1, value=0.5, step=0.05, label="Feature-map depth (0 = first conv, 1 = last conv)")
     metric = gr.Radio([(v, k) for k, v in METRICS.items()], value="val_acc", label="Training curve")
     go = gr.Button("Compare", variant="primary", elem_id="compare-go")
-    return checkpoints, image, rand, truth, examples, gallery, depth, metric, go
+    return checkpoints, picker, depth, metric, go
 
 
 def build(shared: Shared, tab: gr.Tab) -> CompareTab:
@@ -123,7 +113,7 @@ def build(shared: Shared, tab: gr.Tab) -> CompareTab:
     note(NOTE)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
-            checkpoints, image, rand, truth, examples, gallery, depth, metric, go = _inputs()
+            checkpoints, picker, depth, metric, go = _inputs()
         with gr.Column(scale=3):
             text = gr.Markdown("Choose checkpoints and an image, then press Compare.")
             table = gr.Dataframe(headers=TABLE_COLUMNS, label="Side by side", interactive=False, wrap=True)
@@ -133,33 +123,28 @@ def build(shared: Shared, tab: gr.Tab) -> CompareTab:
                               object_fit="contain", elem_classes=["pixelated"], elem_id="compare-maps")
             plot = gr.LinePlot(x="epoch", y="value", color="checkpoint", x_title="epoch", y_title="value",
                                label="Training curves", buttons=["fullscreen", "export"], elem_id="compare-curves")
+    image, ws = picker.image, shared.workspace
     heavy = dict(concurrency_id="lecture", concurrency_limit=2)
-    clear_plots_on([go.click, image.upload, depth.release, metric.input, checkpoints.input, rand.click, gallery.click],
-                   [plot])
-    gr.on([go.click, image.upload, depth.release], run_compare, [checkpoints, image, depth, metric],
-          [table, cams, maps, plot, text], api_name="compare", trigger_mode="always_last", **heavy)
-    gr.on([metric.input, checkpoints.input], compare_curves, [checkpoints, metric], plot, api_name="compare_curves",
+    compare_inputs, compare_outputs = [checkpoints, image, depth, metric, ws], [table, cams, maps, plot, text]
+    clear_plots_on([go.click, image.upload, depth.release, metric.input, checkpoints.input, picker.random.click,
+                    picker.gallery.click], [plot])
+    gr.on([go.click, image.upload, depth.release], run_compare, compare_inputs, compare_outputs, api_name="compare",
+          trigger_mode="always_last", **heavy)
+    gr.on([metric.input, checkpoints.input], compare_curves, [checkpoints, metric, ws], plot, api_name="compare_curves",
           api_visibility="undocumented", concurrency_limit=4, trigger_mode="always_last")
-    rand.click(random_image, checkpoints, [image, truth], api_name="compare_random_image",
-               api_visibility="undocumented", concurrency_limit=4).success(
-        run_compare, [checkpoints, image, depth, metric], [table, cams, maps, plot, text], api_visibility="private",
-        **heavy)
-
-    def load_example(index: int) -> tuple[PIL.Image.Image, str]:
-        path, caption = examples[int(index)]
-        return load_image(path), caption
-
-    gallery.click(guarded(load_example), gallery, [image, truth], api_visibility="private", concurrency_limit=4).success(
-        run_compare, [checkpoints, image, depth, metric], [table, cams, maps, plot, text], api_visibility="private",
-        **heavy)
-    gr.on([image.upload, image.clear], lambda: "", None, truth, api_visibility="private", queue=False)
-    tab.select(refresh_menu, checkpoints, checkpoints, api_visibility="private", queue=False)
+    picker.random.click(random_image, [checkpoints, ws], [image, picker.truth], api_name="compare_random_image",
+                        api_visibility="undocumented", concurrency_limit=4).success(
+        run_compare, compare_inputs, compare_outputs, api_visibility="private", **heavy)
+    picker.gallery.click(example_loader(picker), picker.gallery, [image, picker.truth], api_visibility="private",
+                         concurrency_limit=4).success(run_compare, compare_inputs, compare_outputs,
+                                                      api_visibility="private", **heavy)
+    tab.select(refresh_menu, [checkpoints, ws], checkpoints, api_visibility="private", queue=False)
     return CompareTab(checkpoints, image, table)
 
 
-def refresh_menu(current: list[str] | None) -> gr.Dropdown:
-    """Current checkpoints in the menu; the selection keeps the names that still exist."""
-    choices = checkpoint_choices()
+def refresh_menu(current: list[str] | None, ws: SessionWorkspace) -> gr.Dropdown:
+    """This session's checkpoints in the menu; the selection keeps the names that still exist."""
+    choices = checkpoint_choices(ws)
     names = {n for _, n in choices}
     kept = [n for n in current or [] if n in names]
     return gr.Dropdown(choices=choices, value=kept or default_selection(choices))

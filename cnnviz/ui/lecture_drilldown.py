@@ -12,6 +12,7 @@ from ..drilldown import cams_for_pair, model_inputs, predict_test_set, trained_d
 from ..images import model_view, uint8_to_pil
 from ..render import overlay, upscale
 from .common import (
+    SessionWorkspace,
     Shared,
     checkpoint_choices,
     checkpoint_dropdown,
@@ -43,9 +44,9 @@ def parse_class(text, loaded: LoadedModel, what: str) -> int:
     return index
 
 
-def _confusion(checkpoint: str | None) -> tuple:
+def _confusion(checkpoint: str | None, ws: SessionWorkspace) -> tuple:
     """(picture, summary, worst true class, worst predicted class, class names, click geometry) of a checkpoint."""
-    loaded = load_model(checkpoint)
+    loaded = load_model(checkpoint, ws)
     preds = predict_test_set(loaded)  # cached per checkpoint file: the second visit is instant
     matrix = preds.confusion()
     names = loaded.meta.class_names
@@ -59,9 +60,9 @@ def _confusion(checkpoint: str | None) -> tuple:
 
 
 @guarded
-def confusion(checkpoint: str | None) -> tuple:
+def confusion(checkpoint: str | None, ws: SessionWorkspace) -> tuple:
     """Confusion matrix of a checkpoint on its whole test set, and menus set to its most frequent mistake."""
-    image, text, a, b, names, geometry = _confusion(checkpoint)
+    image, text, a, b, names, geometry = _confusion(checkpoint, ws)
     return image, text, *(gr.Dropdown(choices=class_choices(names), value=c) for c in (a, b)), geometry
 
 
@@ -82,10 +83,10 @@ def _caption(index: int, probs, true: int, pred: int, names) -> str:
 
 
 @guarded
-def drilldown_cell(checkpoint: str | None, true, pred) -> tuple[list, str, int]:
+def drilldown_cell(checkpoint: str | None, true, pred, ws: SessionWorkspace) -> tuple[list, str, int]:
     """Test images of class `true` that the model predicted as `pred`, most confident first (captioned '#<index> ...'),
     and image number 0 for the CAM view."""
-    loaded = load_model(checkpoint)
+    loaded = load_model(checkpoint, ws)
     a, b = parse_class(true, loaded, "true"), parse_class(pred, loaded, "predicted")
     preds = predict_test_set(loaded)
     idx = preds.cell(a, b)
@@ -101,9 +102,9 @@ def drilldown_cell(checkpoint: str | None, true, pred) -> tuple[list, str, int]:
 
 
 @guarded
-def drilldown_cams(checkpoint: str | None, true, pred, rank: float | None) -> tuple:
+def drilldown_cams(checkpoint: str | None, true, pred, rank: float | None, ws: SessionWorkspace) -> tuple:
     """Grad-CAM of the cell's image number `rank` (0 = most confident) for the true and for the predicted class."""
-    loaded = load_model(checkpoint)
+    loaded = load_model(checkpoint, ws)
     a, b = parse_class(true, loaded, "true"), parse_class(pred, loaded, "predicted")
     idx = predict_test_set(loaded).cell(a, b)
     if len(idx) == 0:  # reached by picking an empty cell: nothing to explain, no error pop-up
@@ -122,19 +123,19 @@ def drilldown_cams(checkpoint: str | None, true, pred, rank: float | None) -> tu
 
 
 @guarded
-def first_visit(checkpoint: str | None, geometry) -> tuple:
+def first_visit(checkpoint: str | None, geometry, ws: SessionWorkspace) -> tuple:
     """Opening the tab: a fresh checkpoint menu, then matrix, worst cell and its first CAMs, unless already shown."""
     if geometry is not None:
         return (gr.skip(),) * 12
-    choices = checkpoint_choices()
+    choices = checkpoint_choices(ws)
     names = [n for _, n in choices]
     name = checkpoint if checkpoint in names else default_checkpoint(choices)
     menu = gr.Dropdown(choices=choices, value=name)
     if not name:
         return menu, *(gr.skip(),) * 11
-    image, text, a, b, classes, geometry = _confusion(name)
+    image, text, a, b, classes, geometry = _confusion(name, ws)
     menus = [gr.Dropdown(choices=class_choices(classes), value=c) for c in (a, b)]
-    return menu, image, text, *menus, geometry, *drilldown_cell(name, a, b), *drilldown_cams(name, a, b, 0)
+    return menu, image, text, *menus, geometry, *drilldown_cell(name, a, b, ws), *drilldown_cams(name, a, b, 0, ws)
 
 
 def select_rank(evt: gr.SelectData) -> int:
@@ -181,11 +182,12 @@ def build(shared: Shared, tab: gr.Tab) -> DrilldownTab:
     geometry = gr.State(None)  # (matrix box in image pixels, number of classes) of the picture on screen
     heavy = dict(concurrency_id="lecture", concurrency_limit=2)
     private = dict(api_visibility="private", **heavy)
-    cell_in, cell_out = [checkpoint, true, pred], [gallery, cell_text, rank]
-    cams_in, cams_out = [checkpoint, true, pred, rank], [cam_a, cam_b, cam_text]
+    ws = shared.workspace
+    cell_in, cell_out = [checkpoint, true, pred, ws], [gallery, cell_text, rank]
+    cams_in, cams_out = [checkpoint, true, pred, rank, ws], [cam_a, cam_b, cam_text]
 
     # Public endpoints first: a private listener of the same function would otherwise take its default api_name.
-    shown = checkpoint.input(confusion, checkpoint, [matrix, summary, true, pred, geometry], api_name="confusion",
+    shown = checkpoint.input(confusion, [checkpoint, ws], [matrix, summary, true, pred, geometry], api_name="confusion",
                              trigger_mode="always_last", **heavy)
     picked = gr.on([true.input, pred.input], drilldown_cell, cell_in, cell_out, api_name="drilldown_cell",
                    trigger_mode="always_last", **heavy)
@@ -197,5 +199,5 @@ def build(shared: Shared, tab: gr.Tab) -> DrilldownTab:
     gallery.select(select_rank, None, rank, api_visibility="private", queue=False).success(
         drilldown_cams, cams_in, cams_out, **private)
     all_out = [matrix, summary, true, pred, geometry, *cell_out, *cams_out]
-    tab.select(first_visit, [checkpoint, geometry], [checkpoint, *all_out], trigger_mode="always_last", **private)
+    tab.select(first_visit, [checkpoint, geometry, ws], [checkpoint, *all_out], trigger_mode="always_last", **private)
     return DrilldownTab(checkpoint, matrix, gallery)

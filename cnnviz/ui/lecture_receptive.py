@@ -15,7 +15,7 @@ from ..models import get_model, get_model_info, list_models, model_input_size
 from ..receptive import FieldBox, draw_fields, field_box, fields_by_depth, spatial_rows
 from ..summary import LayerRow
 from .architecture_tab import model_choices, web_datasets
-from .common import Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
+from .common import SessionWorkspace, Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
 from .examples import test_example
 from .lecture_pictures import clipped, draw_scale, outline_unit
 from .lecture_plots import clear_plots_on
@@ -182,9 +182,9 @@ def choose_layer(arch: str, dataset: str, layer: str | None) -> tuple:
 
 
 @guarded
-def from_checkpoint(name: str | None) -> tuple[str, str]:
+def from_checkpoint(name: str | None, ws: SessionWorkspace) -> tuple[str, str]:
     """Architecture and dataset of a checkpoint (its weights do not change the geometry)."""
-    entry = checkpoint_entries().get(str(name))
+    entry = checkpoint_entries(ws).get(str(name))
     if entry is None:
         raise user_error(f"no checkpoint called {name!r}; refresh the page to see the current list")
     if entry.dataset not in web_datasets():
@@ -206,7 +206,7 @@ def _controls() -> tuple:
     with gr.Row():
         arch = gr.Dropdown(model_choices(), value="lenet5", label="Architecture", scale=2)
         dataset = gr.Dropdown(datasets, value="fashion-mnist", label="Dataset (sets the input shape)", scale=1)
-        checkpoint = gr.Dropdown(checkpoint_choices(), value=None, label="…or take both from a checkpoint",
+        checkpoint = gr.Dropdown(checkpoint_choices(None), value=None, label="…or take both from a checkpoint",
                                  allow_custom_value=True, info="its weights do not matter here, only its shape")
     layer = gr.Dropdown(layer_choices(g), value=default_layer(g), label="Layer", info="convolution and pooling layers",
                         allow_custom_value=True)  # API callers name layers of other architectures than the menu shows
@@ -247,7 +247,10 @@ def build(shared: Shared, tab: gr.Tab) -> ReceptiveTab:
     menus = gr.on([arch.input, dataset.input, layer.input], choose_layer, [arch, dataset, layer], [layer, row, col],
                   api_visibility="private", **cheap)
     menus.success(receptive_field, ins, outs, api_visibility="private", **cheap)
-    checkpoint.input(from_checkpoint, checkpoint, [arch, dataset], api_visibility="private", queue=False).success(
+    tab.select(lambda ws: gr.Dropdown(choices=checkpoint_choices(ws)), shared.workspace, checkpoint,
+               api_visibility="private", queue=False)  # this user's own checkpoints too
+    checkpoint.input(from_checkpoint, [checkpoint, shared.workspace], [arch, dataset], api_visibility="private",
+                     queue=False).success(
         choose_layer, [arch, dataset, layer], [layer, row, col], api_visibility="private", **cheap).success(
         receptive_field, ins, outs, api_visibility="private", **cheap)
     return ReceptiveTab(arch, dataset, layer, unit)

@@ -2,19 +2,18 @@
 2018) and watch whether Grad-CAM and Guided Backprop change; streamed step by step."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import gradio as gr
 import PIL.Image
 
 from ..drilldown import model_inputs, trained_dataset
-from ..images import load_image, model_view, to_model_input
+from ..images import model_view, to_model_input
 from ..predict import predict_tensor
 from ..sanity import sanity_check
-from .common import Shared, checkpoint_dropdown, guarded, load_model, note, refreshed_dropdown
-from .examples import asset_examples, test_example
+from .common import SessionWorkspace, Shared, checkpoint_dropdown, guarded, load_model, note, refreshed_dropdown
 from .lecture_pictures import sanity_frame, sanity_grid
+from .picker import example_loader, image_picker, random_test_image
 from .uploads import SafeImage
 
 NOTE = ("**What am I looking at?** A test of the explanation itself. We destroy what the network learned, one layer at a "
@@ -24,7 +23,6 @@ NOTE = ("**What am I looking at?** A test of the explanation itself. We destroy 
         "(1 = same ranking of pixels, 0 = unrelated). Typically Grad-CAM falls apart quickly and Guided Backprop "
         "hardly changes: it passes this test badly.")
 EMPTY = "Choose a checkpoint and an image (or none: test image 0 is used), then press the button."
-_RNG = random.Random()
 
 
 def _input(loaded, image: PIL.Image.Image | None):
@@ -49,9 +47,9 @@ def _status(steps: list, total: int, source: str, target: str) -> str:
 
 
 @guarded
-def run_sanity(checkpoint: str | None, image: PIL.Image.Image | None):
+def run_sanity(checkpoint: str | None, image: PIL.Image.Image | None, ws: SessionWorkspace):
     """Stream (status, grid of maps per step, rho per step) while the layers are randomised from the top."""
-    loaded = load_model(checkpoint)
+    loaded = load_model(checkpoint, ws)
     x, view, source = _input(loaded, image)
     total = sum(1 for n, m in loaded.model.named_modules() if n and any(True for _ in m.parameters(recurse=False)))
     top = predict_tensor(loaded, x, 1)  # the trained model's prediction is the class explained at every step
@@ -60,13 +58,6 @@ def run_sanity(checkpoint: str | None, image: PIL.Image.Image | None):
     for step in sanity_check(loaded.model, x):
         steps.append(step)
         yield _status(steps, total, source, target), sanity_grid(view, steps), sanity_frame(steps)
-
-
-@guarded
-def random_image(checkpoint: str | None) -> tuple[PIL.Image.Image, str]:
-    """A random test image of the checkpoint's dataset, with its true label."""
-    ex = test_example(load_model(checkpoint).meta.dataset, rng=_RNG)
-    return ex.image, f"{ex.label} (test image {ex.index} of {ex.dataset})"
 
 
 @dataclass
@@ -83,14 +74,7 @@ def build(shared: Shared, tab: gr.Tab) -> SanityTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             checkpoint = checkpoint_dropdown()
-            image = SafeImage(type="pil", format="png", height=240, sources=["upload", "clipboard"],
-                              label="Image (empty: test image 0)", elem_classes=["pixelated"], elem_id="sanity-image")
-            with gr.Row():
-                rand = gr.Button("Random test image", size="sm")
-                truth = gr.Textbox(label="True label", interactive=False, max_lines=1)
-            examples = asset_examples()
-            gallery = gr.Dataset(components=[image], samples=[[str(p)] for p, _ in examples], type="index",
-                                 label="Examples (click one)", samples_per_page=12)
+            picker = image_picker("Image (empty: test image 0)", "sanity-image", 240)
             go = gr.Button("Randomise the network, layer by layer", variant="primary", elem_id="sanity-go")
         with gr.Column(scale=3):
             status = gr.Markdown(EMPTY, elem_id="sanity-status")
@@ -100,17 +84,12 @@ def build(shared: Shared, tab: gr.Tab) -> SanityTab:
                                y_title="rank correlation with the original", y_lim=[-0.2, 1.05],
                                label="Does the map still look like the original?", tooltip=["layer", "rho", "method"],
                                buttons=["fullscreen", "export"], elem_id="sanity-plot")
-    go.click(run_sanity, [checkpoint, image], [status, grid, plot], api_name="sanity", concurrency_id="lecture",
+    image, ws = picker.image, shared.workspace
+    go.click(run_sanity, [checkpoint, image, ws], [status, grid, plot], api_name="sanity", concurrency_id="lecture",
              concurrency_limit=2, show_progress_on=[status])
-    rand.click(random_image, checkpoint, [image, truth], api_name="sanity_random_image", api_visibility="undocumented",
-               concurrency_limit=4)
-
-    def load_example(index: int) -> tuple[PIL.Image.Image, str]:
-        path, caption = examples[int(index)]
-        return load_image(path), caption
-
-    gallery.click(guarded(load_example), gallery, [image, truth], api_visibility="private", concurrency_limit=4)
-    gr.on([image.upload, image.clear], lambda: "", None, truth, api_visibility="private", queue=False)
-    tab.select(refreshed_dropdown, checkpoint, checkpoint, api_visibility="private", queue=False)
+    picker.random.click(random_test_image, [checkpoint, ws], [image, picker.truth], api_name="sanity_random_image",
+                        api_visibility="undocumented", concurrency_limit=4)
+    picker.gallery.click(example_loader(picker), picker.gallery, [image, picker.truth], api_visibility="private",
+                         concurrency_limit=4)
+    tab.select(refreshed_dropdown, [ws, checkpoint], checkpoint, api_visibility="private", queue=False)
     return SanityTab(checkpoint, image, grid, plot)
-

@@ -11,10 +11,11 @@ import gradio as gr
 import PIL.Image
 
 from ..render import confusion_figure, figure_to_image
-from ..runs import RunRecord, list_runs, load_replay
+from ..runs import RunRecord, load_replay
 from ..timelapse import FILE as TIMELAPSE_FILE
 from ..timelapse import Timelapse, load_timelapse, render_frame, timelapse_gif
-from .common import Shared, guarded, note, user_error
+from ..workspace import Workspace
+from .common import SessionWorkspace, Shared, guarded, note, share_run, user_error
 from .lecture_pictures import history_frames
 from .lecture_plots import clear_plots_on
 
@@ -24,27 +25,30 @@ NOTE = ("**What am I looking at?** A recording of one training run. The same tes
         "layer's filters. Drag the slider to watch attention and filters take shape; download the GIF for your slides. "
         "Below: the run's curves and final confusion matrix, replayed from disk.")
 EMPTY = "Choose a run (train one in the Train tab, then press ↻)."
+SHARE = "Share with everyone"
 _GIFS: list[Path] = []  # one temp folder per process, made on first use
 
 
-def run_choices() -> list[tuple[str, str]]:
-    """(label, run id) of every run, newest first; runs without a time-lapse say so."""
-    return [(r.label + ("" if r.has_timelapse else " · no time-lapse"), r.run_id) for r in list_runs()]
+def run_choices(ws: SessionWorkspace | None) -> list[tuple[str, str]]:
+    """(label, run id) of every run this session sees (None: the shared ones), newest first; runs without a time-lapse
+    say so."""
+    runs = ws.workspace.runs() if ws is not None else Workspace().runs()
+    return [(r.label + ("" if r.has_timelapse else " · no time-lapse"), r.run_id) for r in runs]
 
 
-def find_run(run_id: str | None) -> RunRecord:
-    """The run called `run_id`; only ids of listed runs are accepted (never a path from the request)."""
+def find_run(run_id: str | None, ws: SessionWorkspace) -> RunRecord:
+    """The run called `run_id`; only ids of runs this session sees are accepted (never a path from the request)."""
     if not run_id:
         raise user_error("Choose a run first (train one in the Train tab).")
-    record = next((r for r in list_runs() if r.run_id == str(run_id)), None)
+    record = next((r for r in ws.workspace.runs() if r.run_id == str(run_id)), None)
     if record is None:
         raise user_error(f"No run called {run_id!r}; press ↻ to refresh the list.")
     return record
 
 
-def run_timelapse(run_id: str | None) -> Timelapse:
+def run_timelapse(run_id: str | None, ws: SessionWorkspace) -> Timelapse:
     """The run's time-lapse, re-read when the file changes (a run still training adds a frame every epoch)."""
-    record = find_run(run_id)
+    record = find_run(run_id, ws)
     if not record.has_timelapse:
         raise user_error(f"Run {record.run_id} has no time-lapse (it was trained before recording existed, or "
                          "without saving).")
@@ -77,21 +81,21 @@ def _summary(record: RunRecord, t: Timelapse | None) -> str:
 
 
 @guarded
-def refresh_runs(current: str | None) -> gr.Dropdown:
+def refresh_runs(current: str | None, ws: SessionWorkspace) -> gr.Dropdown:
     """The run menu with the current runs; keeps the selection when it still exists, else picks the newest."""
-    choices = run_choices()
+    choices = run_choices(ws)
     ids = [i for _, i in choices]
     return gr.Dropdown(choices=choices, value=current if current in ids else (ids[0] if ids else None))
 
 
 @guarded
-def replay(run_id: str | None) -> tuple:
+def replay(run_id: str | None, ws: SessionWorkspace) -> tuple:
     """A finished run: summary, epoch slider, last time-lapse frame, loss and accuracy curves, confusion matrix."""
     if not run_id:
         return EMPTY, _slider(None), None, None, None, None
-    record = find_run(run_id)
-    data = load_replay(record.run_id)
-    t = run_timelapse(record.run_id) if record.has_timelapse else None
+    record = find_run(run_id, ws)
+    data = load_replay(record.run_id, record.dir.parent)
+    t = run_timelapse(record.run_id, ws) if record.has_timelapse else None
     loss, acc = history_frames(record.history)
     confusion = None
     if data.confusion is not None:
@@ -101,9 +105,9 @@ def replay(run_id: str | None) -> tuple:
 
 
 @guarded
-def timelapse_frame(run_id: str | None, index: float) -> PIL.Image.Image:
+def timelapse_frame(run_id: str | None, index: float, ws: SessionWorkspace) -> PIL.Image.Image:
     """Frame `index` of a run's time-lapse (0 = before training, then one per epoch)."""
-    t = run_timelapse(run_id)
+    t = run_timelapse(run_id, ws)
     i = int(index)
     if not 0 <= i < len(t.epochs):
         raise user_error(f"This run recorded {len(t.epochs)} frames (0..{len(t.epochs) - 1}); there is no frame {i}.")
@@ -111,12 +115,12 @@ def timelapse_frame(run_id: str | None, index: float) -> PIL.Image.Image:
 
 
 @guarded
-def export_gif(run_id: str | None) -> str:
+def export_gif(run_id: str | None, ws: SessionWorkspace) -> str:
     """Every frame as an animated GIF (for slides), saved as <run id>-timelapse.gif in a temp folder."""
-    t = run_timelapse(run_id)
+    t = run_timelapse(run_id, ws)
     if not _GIFS:
         _GIFS.append(Path(tempfile.mkdtemp(prefix="cnnviz-gifs-")))
-    path = _GIFS[0] / f"{find_run(run_id).run_id}-timelapse.gif"
+    path = _GIFS[0] / f"{find_run(run_id, ws).run_id}-timelapse.gif"
     path.write_bytes(timelapse_gif(t))
     return str(path)
 
@@ -132,11 +136,12 @@ class TimelapseTab:
 def build(shared: Shared, tab: gr.Tab) -> TimelapseTab:
     """Create the tab's components in the current context (inside `tab`) and wire its events."""
     note(NOTE)
-    choices = run_choices()
+    choices = run_choices(None)
     with gr.Row():
         run = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Run", allow_custom_value=True,
-                          scale=4, info="every run trained here (runs/), newest first")
+                          scale=4, info="shared runs and your own, newest first", elem_id="replay-run")
         refresh = gr.Button("↻ Refresh", scale=0, min_width=100)
+        share = gr.Button(SHARE, scale=0, min_width=160, elem_id="replay-share")
     summary = gr.Markdown(EMPTY)
     epoch = gr.Slider(0, 1, value=0, step=1, label="Epoch", interactive=False)
     frame = gr.Image(label="Time-lapse frame", format="png", interactive=False, elem_classes=["pixelated"],
@@ -153,18 +158,21 @@ def build(shared: Shared, tab: gr.Tab) -> TimelapseTab:
                          buttons=["download", "fullscreen"], height=420)
     outs = [summary, epoch, frame, loss, acc, confusion]
     # Public endpoints first: a private listener of the same function would otherwise take its default api_name.
-    run.input(replay, run, outs, api_name="replay", concurrency_limit=4)
+    ws = shared.workspace
+    run.input(replay, [run, ws], outs, api_name="replay", concurrency_limit=4)
+    share.click(share_run, [run, ws], share, api_visibility="private", concurrency_limit=None)
+    run.change(lambda: gr.Button(SHARE, interactive=True), None, share, api_visibility="private", queue=False)
     clear_plots_on([run.input, refresh.click, tab.select], [loss, acc])
-    refresh.click(refresh_runs, run, run, api_name="runs", api_visibility="undocumented", concurrency_limit=4).then(
-        replay, run, outs, api_visibility="private", concurrency_limit=4)
-    tab.select(refresh_runs, run, run, api_visibility="private", concurrency_limit=4).then(
-        replay, run, outs, api_visibility="private", concurrency_limit=4)
+    refresh.click(refresh_runs, [run, ws], run, api_name="runs", api_visibility="undocumented",
+                  concurrency_limit=4).then(replay, [run, ws], outs, api_visibility="private", concurrency_limit=4)
+    tab.select(refresh_runs, [run, ws], run, api_visibility="private", concurrency_limit=4).then(
+        replay, [run, ws], outs, api_visibility="private", concurrency_limit=4)
     # The API takes the frame index as a plain number: a slider checks values against the range it last showed in
     # the caller's session, which is the previous run's range until /replay is called for the new one.
     api_index = gr.Number(visible=False, precision=0)
-    gr.Button(visible=False).click(timelapse_frame, [run, api_index], frame, api_name="timelapse_frame",
+    gr.Button(visible=False).click(timelapse_frame, [run, api_index, ws], frame, api_name="timelapse_frame",
                                    concurrency_limit=4)
-    epoch.input(timelapse_frame, [run, epoch], frame, api_visibility="private", concurrency_limit=4,
+    epoch.input(timelapse_frame, [run, epoch, ws], frame, api_visibility="private", concurrency_limit=4,
                 trigger_mode="always_last", show_progress="hidden")
-    gif_btn.click(export_gif, run, gif, api_name="timelapse_gif", concurrency_id="lecture", concurrency_limit=2)
+    gif_btn.click(export_gif, [run, ws], gif, api_name="timelapse_gif", concurrency_id="lecture", concurrency_limit=2)
     return TimelapseTab(run, epoch, frame, gif)

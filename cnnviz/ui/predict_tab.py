@@ -1,25 +1,23 @@
 """Predict tab: a checkpoint and an image (upload, webcam, clipboard, drawing, examples) -> top-k classes."""
 from __future__ import annotations
 
-import random
 import time
 
 import gradio as gr
 import PIL.Image
 
 from ..checkpoints import LoadedModel, describe
-from ..images import ImageError, load_image, model_view
+from ..images import ImageError, model_view
 from ..predict import predict_image
-from .common import Shared, guarded, load_model, note
+from .common import SessionWorkspace, Shared, guarded, load_model, note
 from .drawing import drawing_to_image
-from .examples import asset_examples, test_example
-from .uploads import SafeImage, SafeSketchpad
+from .picker import example_loader, image_picker, random_test_image
+from .uploads import SafeSketchpad
 
 NOTE = ("**What am I looking at?** The network's top guesses for one image, with their probabilities. On the right is "
         "the image *as the network sees it*: shrunk to its input size, in grey if it was trained on grey images. Drawings "
         "are inverted to white on black for the greyscale datasets, because that is what their training images look like.")
 EMPTY = "Upload, paste, photograph or draw an image, or pick an example."
-_RNG = random.Random()
 
 
 def run_prediction(loaded: LoadedModel, image: PIL.Image.Image, topk: int) -> tuple[dict, PIL.Image.Image, str]:
@@ -55,16 +53,11 @@ class PredictTab:
         self.topk = gr.Slider(1, 10, value=5, step=1, label="How many classes to show (top-k)")
         with gr.Tabs():
             with gr.Tab("Image"):
-                self.image = SafeImage(type="pil", sources=["upload", "webcam", "clipboard"], format="png", height=300,
-                                       label="Image: upload, webcam or paste", elem_classes=["pixelated", "upscale"],
-                                       elem_id="predict-image")
-                with gr.Row():
-                    self.random = gr.Button("Random test image", size="sm")
-                    self.truth = gr.Textbox(label="True label", interactive=False, max_lines=1)
-                self.examples = asset_examples()
-                self.gallery = gr.Dataset(components=[self.image], samples=[[str(p)] for p, _ in self.examples],
-                                          type="index", label="Examples: real test images (click one)",
-                                          samples_per_page=12, elem_id="predict-examples")
+                self.picker = image_picker("Image: upload, webcam or paste", "predict-image", 300,
+                                           sources=("upload", "webcam", "clipboard"), gallery_id="predict-examples",
+                                           examples_label="Examples: real test images (click one)",
+                                           elem_classes=("pixelated", "upscale"))
+                self.image = self.picker.image
             with gr.Tab("Draw"):
                 self.sketch = SafeSketchpad(type="pil", canvas_size=(280, 280), height=360, label="Draw (pick the brush)",
                                             brush=gr.Brush(default_size=14, colors=["#000000", "#d62728", "#1f77b4",
@@ -74,17 +67,18 @@ class PredictTab:
 
     def _wire(self) -> None:
         outputs = [self.label, self.view, self.details]
+        ws = self.shared.workspace
         gr.on([self.image.change, self.checkpoint.change, self.topk.release], self.predict,
-              [self.checkpoint, self.image, self.topk], outputs, api_name="predict", concurrency_id="predict",
+              [self.checkpoint, self.image, self.topk, ws], outputs, api_name="predict", concurrency_id="predict",
               concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
         gr.on([self.sketch.change, self.predict_drawing_btn.click], self.predict_drawing,
-              [self.checkpoint, self.sketch, self.topk], [*outputs, self.shared.explain_image], api_name="predict_drawing",
-              concurrency_id="predict", concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
-        self.random.click(self.random_example, self.checkpoint, [self.image, self.truth], api_name="random_example",
-                          concurrency_limit=4)
-        self.gallery.click(self.load_example, self.gallery, [self.image, self.truth], api_name="example",
-                           api_visibility="undocumented", concurrency_limit=4)
-        gr.on([self.image.upload, self.image.clear], lambda: "", None, self.truth, api_visibility="private", queue=False)
+              [self.checkpoint, self.sketch, self.topk, ws], [*outputs, self.shared.explain_image],
+              api_name="predict_drawing", concurrency_id="predict", concurrency_limit=4, trigger_mode="always_last",
+              show_progress="minimal")
+        self.picker.random.click(random_test_image, [self.checkpoint, ws], [self.image, self.picker.truth],
+                                 api_name="random_example", concurrency_limit=4)
+        self.picker.gallery.click(example_loader(self.picker), self.picker.gallery, [self.image, self.picker.truth],
+                                  api_name="example", api_visibility="undocumented", concurrency_limit=4)
         # Explain works on the same image: copy it client-side (no upload, no decode).
         self.image.change(None, self.image, self.shared.explain_image, js="(x) => x", api_visibility="private",
                           queue=False)
@@ -92,33 +86,21 @@ class PredictTab:
               api_visibility="private", queue=False)
 
     @guarded
-    def predict(self, checkpoint: str, image: PIL.Image.Image | None, topk: int) -> tuple:
+    def predict(self, checkpoint: str, image: PIL.Image.Image | None, topk: int, ws: SessionWorkspace) -> tuple:
         """Top-k classes of `image` under `checkpoint`, and the image as the network sees it."""
         if image is None:
             return None, None, EMPTY
-        return run_prediction(load_model(checkpoint), image, topk)
+        return run_prediction(load_model(checkpoint, ws), image, topk)
 
     @guarded
-    def predict_drawing(self, checkpoint: str, drawing: dict | None, topk: int) -> tuple:
+    def predict_drawing(self, checkpoint: str, drawing: dict | None, topk: int, ws: SessionWorkspace) -> tuple:
         """Predict a sketch: greyscale models see it inverted, cropped and centred like their training digits/garments."""
-        loaded = load_model(checkpoint)
+        loaded = load_model(checkpoint, ws)
         try:
             img = drawing_to_image((drawing or {}).get("composite"), loaded.meta.in_channels, loaded.meta.dataset)
         except ImageError as exc:  # an empty canvas (also fired by Clear): say so quietly, no error pop-up
             return None, None, f"{str(exc)[0].upper()}{str(exc)[1:]}.", gr.skip()
         return *run_prediction(loaded, img, topk), img
-
-    @guarded
-    def load_example(self, index: int) -> tuple[PIL.Image.Image, str]:
-        """One of the shipped example images (decoded here, so it is served from the cache wherever the app runs)."""
-        path, caption = self.examples[int(index)]
-        return load_image(path), caption
-
-    @guarded
-    def random_example(self, checkpoint: str) -> tuple[PIL.Image.Image, str]:
-        """A random test image of the checkpoint's dataset, with its true label."""
-        ex = test_example(load_model(checkpoint).meta.dataset, rng=_RNG)
-        return ex.image, f"{ex.label} (test image {ex.index} of {ex.dataset})"
 
 
 def build(shared: Shared) -> PredictTab:

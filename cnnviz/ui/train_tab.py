@@ -12,7 +12,7 @@ from ..events import Failed, Finished
 from ..models import get_model_info, list_models
 from ..presets import PRESETS
 from .architecture_tab import web_datasets
-from .common import Shared, guarded, note, refreshed_dropdown, user_error
+from .common import SessionWorkspace, Shared, guarded, note, refreshed_dropdown, share_run, user_error
 from .train_view import (
     checkpoint_name,
     confusion_image,
@@ -32,6 +32,7 @@ FIELDS = ("arch", "dataset", "subset", "epochs", "batch_size", "optimizer", "lr"
 INTS = {"subset", "epochs", "batch_size", "seed"}
 CUSTOM = "custom"
 WAITING = "Starting…"
+SHARE = "Share this run with everyone on this server"
 STOP_WAIT = 30.0  # seconds Stop waits for the run to reach a batch boundary and save its checkpoint
 
 
@@ -103,7 +104,7 @@ class TrainTab:
         self.arch = gr.Dropdown(arch_choices, value=f["arch"], label="Architecture")
         self.dataset = gr.Dropdown(ds_choices, value=f["dataset"], label="Dataset")
         with gr.Row():
-            self.epochs = gr.Slider(1, self.max_epochs(), value=f["epochs"], step=1, label="Epochs")
+            self.epochs = gr.Slider(1, self.max_epochs(), value=f["epochs"], step=1, label="Epochs", elem_id="train-epochs")
             self.batch_size = gr.Number(f["batch_size"], label="Batch size", precision=0, minimum=1,
                                         maximum=self.limits.max_batch_size)
         with gr.Row():
@@ -141,8 +142,10 @@ class TrainTab:
             self.per_class = gr.BarPlot(x="class", y="accuracy", y_lim=[0, 1], label="Per-class test accuracy",
                                         x_label_angle=-35, height=320)
         with gr.Row():
-            self.checkpoint = gr.Textbox(label="Checkpoint of this run", interactive=False, elem_id="train-checkpoint")
+            self.checkpoint = gr.Textbox(label="Checkpoint of this run", interactive=False, elem_id="train-checkpoint",
+                                         info="only you see your runs, until you share one")
             self.download = gr.File(label="Download it", interactive=False, height=90)
+        self.share = gr.Button(SHARE, size="sm", interactive=False, elem_id="train-share")
 
     def max_epochs(self) -> int:
         """The slider's end: the server's --max-epochs when one was given, else 50 (plenty for a lecture)."""
@@ -163,14 +166,18 @@ class TrainTab:
                          api_visibility="private", queue=False)
         # No Gradio concurrency limit: runs wait in TRAIN_QUEUE (first come, first served, capped by --max-queued-runs)
         # and stream their place in line meanwhile; Gradio's own queue would count them against every other request.
-        run = self.start.click(self.train, [self.preset, *self.settings(), self.session], outputs, api_name="train",
+        ws = self.shared.workspace
+        run = self.start.click(self.train, [self.preset, *self.settings(), self.session, ws], outputs, api_name="train",
                                concurrency_id="train", concurrency_limit=None, show_progress_on=[self.status])
-        run.then(self.select_new_checkpoint, self.session, menus, api_visibility="private", queue=False)
+        run.then(self.select_new_checkpoint, [self.session, ws], menus, api_visibility="private", queue=False)
         self.pause.click(self.toggle_pause, self.session, self.pause, api_name="pause", concurrency_limit=None,
                          show_progress="hidden")
         self.stop.click(self.stop_run, self.session, outputs, api_name="stop", cancels=[run], concurrency_limit=None,
-                        show_progress="hidden").then(self.select_new_checkpoint, self.session, menus,
+                        show_progress="hidden").then(self.select_new_checkpoint, [self.session, ws], menus,
                                                      api_visibility="private", queue=False)
+        self.share.click(share_run, [self.checkpoint, ws], self.share, api_name="share_run", concurrency_limit=None)
+        self.checkpoint.change(lambda name: gr.Button(SHARE, interactive=bool(name)), self.checkpoint, self.share,
+                               api_visibility="private", queue=False)
         self.clear.click(self.clear_curves, self.session, [self.loss_plot, self.acc_plot, self.legend],
                          api_name="clear_curves", concurrency_limit=None)
 
@@ -182,7 +189,7 @@ class TrainTab:
 
     @guarded
     def train(self, preset, arch, dataset, subset, epochs, batch_size, optimizer, lr, schedule, augment, device, seed,
-              momentum, weight_decay, label_smoothing, session: TrainSession):
+              momentum, weight_decay, label_smoothing, session: TrainSession, ws: SessionWorkspace):
         """Train with these settings, streaming status and curves; ends with results and the new checkpoint's name."""
         values = dict(zip(FIELDS, (arch, dataset, subset, epochs, batch_size, optimizer, lr, schedule, augment, device,
                                    seed, momentum, weight_decay, label_smoothing), strict=True))
@@ -192,7 +199,7 @@ class TrainTab:
         cfg = validate(make_config(preset, values), self.limits)
         if session.running:
             raise user_error("A run is already going in this tab: stop it first.")
-        worker = session.start(cfg, self.limits)
+        worker = session.start(cfg, self.limits, ws.workspace.runs_root)
         feed = PlotFeed()
         try:
             yield self.row(session, worker, feed, buttons=(False, True, True))
@@ -226,13 +233,15 @@ class TrainTab:
             gr.Button(interactive=buttons[0]), gr.Button("Pause", interactive=buttons[1]), gr.Button(interactive=buttons[2])]
         return [status_html(worker), loss, acc, session.legend(), *results, *controls]
 
-    def select_new_checkpoint(self, session: TrainSession) -> tuple:
+    def select_new_checkpoint(self, session: TrainSession, ws: SessionWorkspace) -> tuple:
         """After a run: its checkpoint, selected in the Predict and Explain menus."""
         end = session.worker.end if session.worker is not None else None
         name = checkpoint_name(getattr(end, "checkpoint", None))
         if not name:
             return gr.skip(), gr.skip()
-        return refreshed_dropdown(name), refreshed_dropdown(name)
+        return refreshed_dropdown(ws, name), refreshed_dropdown(ws, name)
+
+
 
     def toggle_pause(self, session: TrainSession) -> gr.Button:
         """Pause at the next batch boundary, or resume."""

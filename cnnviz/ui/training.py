@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,10 +103,10 @@ class Worker(threading.Thread):
     """Runs fit(cfg) in a thread and records what the UI shows; the UI reads those fields under `lock`."""
 
     def __init__(self, cfg: TrainConfig, limits: Limits, stop: threading.Event, pause: threading.Event,
-                 curves: RunCurves, ticket: Ticket, queue: RunQueue = TRAIN_QUEUE):
+                 curves: RunCurves, ticket: Ticket, queue: RunQueue = TRAIN_QUEUE, runs_root: Path | None = None):
         super().__init__(daemon=True, name=f"cnnviz-train-{cfg.arch}")
         self.cfg, self.limits, self.stop, self.pause, self.curves = cfg, limits, stop, pause, curves
-        self.ticket, self.queue = ticket, queue
+        self.ticket, self.queue, self.runs_root = ticket, queue, runs_root
         self.lock = threading.Lock()
         self.finished = threading.Event()
         self.version = 0  # bumped on every event: the UI only re-sends when something changed
@@ -123,7 +124,8 @@ class Worker(threading.Thread):
                 self.apply(Stopped(run_id="", epoch=0, step=0, checkpoint=None,
                                    message="cancelled while waiting in the training queue"))
                 return
-            for ev in fit(self.cfg, stop=self.stop, pause=self.pause, limits=self.limits, progress_every=PROGRESS_EVERY):
+            for ev in fit(self.cfg, stop=self.stop, pause=self.pause, limits=self.limits, runs_root=self.runs_root,
+                          progress_every=PROGRESS_EVERY):
                 self.apply(ev)
         except Exception:  # a bug in the engine must still end the run visibly
             log.exception("training crashed")
@@ -187,8 +189,10 @@ class TrainSession:
         """True while this session's worker is training."""
         return self.worker is not None and not self.worker.finished.is_set()
 
-    def start(self, cfg: TrainConfig, limits: Limits, queue: RunQueue = TRAIN_QUEUE) -> Worker:
-        """Queue a run (QueueFull when too many wait) on a background thread; its curves join the ones kept."""
+    def start(self, cfg: TrainConfig, limits: Limits, runs_root: Path | None = None,
+              queue: RunQueue = TRAIN_QUEUE) -> Worker:
+        """Queue a run (QueueFull when too many wait) on a background thread, saving under `runs_root`; its curves
+        join the ones kept."""
         if self.running:
             raise RuntimeError("a run is already going in this session")
         ticket = queue.join(limits.max_queued_runs)
@@ -200,7 +204,7 @@ class TrainSession:
         for earlier in self.runs:
             earlier.thin(MAX_POINTS_EARLIER)
         self.runs = [*self.runs[-(MAX_RUNS - 1):], curves]
-        self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, queue)
+        self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, queue, runs_root)
         self.worker.start()
         return self.worker
 

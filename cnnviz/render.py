@@ -16,6 +16,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -165,7 +166,9 @@ def methods_figure(image: PIL.Image.Image, results: Mapping[str, Attribution], c
                    title: str | None = None, alpha: float = 0.5) -> Figure:
     """The input (as the model sees it) and every method's map side by side, each with a colour bar: one slide."""
     n = len(results) + 1
-    fig = Figure(figsize=(2.7 * n, 3.3), layout="constrained")
+    # A fixed layout: constrained layout measured every text box and took a third of an explanation's time.
+    fig = Figure(figsize=(2.7 * n, 3.4))
+    fig.subplots_adjust(left=0.01, right=0.97, bottom=0.03, top=0.78, wspace=0.35)
     axes = fig.subplots(1, n, squeeze=False)[0]
     rgb = np.asarray(image.convert("RGB"))
     axes[0].imshow(rgb, interpolation="nearest")
@@ -249,8 +252,12 @@ def figure_to_png(fig: Figure, dpi: int = 120) -> bytes:
 
 
 def figure_to_image(fig: Figure, dpi: int = 120) -> PIL.Image.Image:
-    """The Figure rendered as an RGB PIL image."""
-    return PIL.Image.open(io.BytesIO(figure_to_png(fig, dpi))).convert("RGB")
+    """The Figure rendered as an RGB PIL image (straight from Agg's buffer: no PNG encode and decode)."""
+    fig.set_dpi(dpi)
+    fig.set_facecolor("white")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return PIL.Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
 __all__ = ["cam_image", "colorize", "confusion_figure", "curves_figure", "feature_grid", "figure_to_image", "figure_to_png",

@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, default=None, help="cap epochs per run (for a shared server)")
     p.add_argument("--max-subset", type=int, default=None, help="cap training images per split (for a shared server)")
     p.add_argument("--max-queue", type=int, default=64, help="requests that may wait before 'queue full' (default 64)")
+    p.add_argument("--max-upload-mb", type=int, default=10, help="largest upload in MB (default 10)")
     p.add_argument("--max-queued-runs", type=int, default=Limits.max_queued_runs,
                    help=f"training runs that may wait behind the current one (default {Limits.max_queued_runs})")
     return p.parse_args(argv)
@@ -53,15 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Limits()
     if args.max_epochs is not None and args.max_epochs < 1 or args.max_subset is not None and args.max_subset < 10:
         raise SystemExit("error: --max-epochs must be at least 1 and --max-subset at least 10")
-    if args.max_queued_runs < 0 or args.max_queue < 1:
-        raise SystemExit("error: --max-queued-runs must be 0 or more and --max-queue at least 1")
+    if args.max_queued_runs < 0 or args.max_queue < 1 or not 1 <= args.max_upload_mb <= 1000:
+        raise SystemExit("error: --max-queued-runs must be 0 or more, --max-queue at least 1, --max-upload-mb 1 to 1000")
     limits = Limits(max_epochs=args.max_epochs or defaults.max_epochs, max_subset=args.max_subset,
                     max_queued_runs=args.max_queued_runs)
 
     from cnnviz.ui import build_demo, configure_queue, launch_options
 
     demo = configure_queue(build_demo(limits), max_size=args.max_queue)
-    opts = launch_options(host=args.host, port=args.port, share=args.share, auth=parse_auth(args.auth))
+    opts = launch_options(host=args.host, port=args.port, share=args.share, auth=parse_auth(args.auth),
+                          max_upload_mb=args.max_upload_mb)
     print(f"cnnviz: open http://{'localhost' if args.host in ('127.0.0.1', 'localhost') else args.host}:{args.port}",
           file=sys.stderr)
     if args.share:

@@ -62,7 +62,8 @@ def test_launch_options_are_safe_and_offline():
 
     opts = launch_options()
     assert opts["server_name"] == "127.0.0.1" and opts["share"] is False and opts["auth"] is None
-    assert opts["show_error"] is False and opts["enable_monitoring"] is False and opts["max_file_size"]
+    assert opts["show_error"] is False and opts["enable_monitoring"] is False and opts["max_file_size"] == "10mb"
+    assert launch_options(max_upload_mb=3)["max_file_size"] == "3mb"
     fonts = " ".join(str(f) for f in opts["theme"]._font)
     assert "googleapis" not in fonts and "system-ui" in fonts
 
@@ -75,7 +76,8 @@ def test_app_flags(monkeypatch):
     assert (args.host, args.share, args.auth, args.max_queue, args.max_queued_runs) == ("127.0.0.1", False, [], 64, 8)
     args = app.parse_args(["--host", "0.0.0.0", "--port", "9000", "--auth", "ann:pw1", "--auth", "bob:pw:2",
                            "--max-epochs", "5", "--max-subset", "1000", "--max-queue", "4", "--max-queued-runs", "2",
-                           "--share"])
+                           "--max-upload-mb", "3", "--share"])
+    assert args.max_upload_mb == 3
     assert app.parse_auth(args.auth) == [("ann", "pw1"), ("bob", "pw:2")]
     assert (args.port, args.max_epochs, args.max_subset, args.max_queue, args.max_queued_runs, args.share) == (
         9000, 5, 1000, 4, 2, True)

@@ -20,13 +20,14 @@ if "GRADIO_TEMP_DIR" not in os.environ:
 import gradio as gr  # noqa: E402
 
 from ..config import Limits  # noqa: E402
-from . import architecture_tab, explain_tab, lecture, predict_tab, train_tab  # noqa: E402
+from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab, train_tab  # noqa: E402
 from .common import SessionWorkspace, Shared, checkpoint_dropdown  # noqa: E402
 from .uploads import SafeImage  # noqa: E402
 from .workspaces import browser_token, claim_workspace  # noqa: E402
 
+gradio_fixes.install()
 TITLE = "cnnviz: see how convolutional networks learn"
-MAX_UPLOAD = "10mb"
+MAX_UPLOAD_MB = 10
 # Gradio's queue loop wakes every 1 ms while idle (queueing.Queue.sleep_when_free): ~6% of a core and constant GIL
 # traffic next to a training thread. 50 ms adds at most 50 ms before a queued event starts; idle cost drops to ~1%.
 QUEUE_POLL_SECONDS = 0.05
@@ -114,10 +115,10 @@ def configure_queue(demo: gr.Blocks, max_size: int | None = 20) -> gr.Blocks:
 
 
 def launch_options(host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-                   auth: list[tuple[str, str]] | None = None) -> dict:
+                   auth: list[tuple[str, str]] | None = None, max_upload_mb: int = MAX_UPLOAD_MB) -> dict:
     """Keyword arguments for demo.launch(): safe defaults (loopback, no share link, no monitoring, capped uploads)."""
     return dict(server_name=host, server_port=port, share=share, auth=auth or None, theme=theme(), css=CSS,
-                max_file_size=MAX_UPLOAD, show_error=False, enable_monitoring=False, ssr_mode=False, pwa=False,
+                max_file_size=f"{int(max_upload_mb)}mb", show_error=False, enable_monitoring=False, ssr_mode=False, pwa=False,
                 mcp_server=False, run_history=False, quiet=True)
 
 

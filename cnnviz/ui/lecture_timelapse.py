@@ -16,6 +16,7 @@ from ..timelapse import FILE as TIMELAPSE_FILE
 from ..timelapse import Timelapse, load_timelapse, render_frame, timelapse_gif
 from ..workspace import Workspace
 from .common import SessionWorkspace, Shared, guarded, note, share_run, user_error
+from .gradio_fixes import atomic_write
 from .lecture_pictures import history_frames
 from .lecture_plots import clear_plots_on
 
@@ -121,7 +122,7 @@ def export_gif(run_id: str | None, ws: SessionWorkspace) -> str:
     if not _GIFS:
         _GIFS.append(Path(tempfile.mkdtemp(prefix="cnnviz-gifs-")))
     path = _GIFS[0] / f"{find_run(run_id, ws).run_id}-timelapse.gif"
-    path.write_bytes(timelapse_gif(t))
+    atomic_write(path, timelapse_gif(t))  # two users may export the same run's GIF at once
     return str(path)
 
 

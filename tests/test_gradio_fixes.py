@@ -1,0 +1,61 @@
+"""Gradio's output-image cache under concurrent identical answers: a reader never sees a half-written file."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+pytest.importorskip("gradio")
+from gradio import processing_utils  # noqa: E402
+
+import cnnviz.ui  # noqa: E402, F401  (installs the fixes, as the app does)
+from cnnviz.ui import gradio_fixes  # noqa: E402
+
+
+def picture() -> PIL.Image.Image:
+    return PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+
+
+def test_the_app_uses_the_atomic_cache_write():
+    assert processing_utils.save_pil_to_cache is gradio_fixes.save_pil_to_cache
+
+
+def test_same_path_and_bytes_as_gradios_own(tmp_path):
+    img = picture()
+    ours = gradio_fixes.save_pil_to_cache(img, str(tmp_path / "a"), format="png")
+    expected = processing_utils.encode_pil_to_bytes(img, "png")
+    assert ours.endswith(f"{processing_utils.hash_bytes(expected)}/image.png")
+    with open(ours, "rb") as f:
+        assert f.read() == expected
+
+
+def test_concurrent_saves_of_one_picture_never_expose_a_partial_file(tmp_path):
+    img, cache = picture(), str(tmp_path)
+    path = gradio_fixes.save_pil_to_cache(img, cache, format="png")
+    full = len(processing_utils.encode_pil_to_bytes(img, "png"))
+    done, short_reads = threading.Event(), []
+
+    def reader():
+        while not done.is_set():
+            with open(path, "rb") as f:  # what the file route does for a download
+                n = len(f.read())
+            if n != full:
+                short_reads.append(n)
+
+    def writer():
+        for _ in range(40):
+            gradio_fixes.save_pil_to_cache(img, cache, format="png")
+            gradio_fixes.atomic_write(Path(path), processing_utils.encode_pil_to_bytes(img, "png"))  # forced rewrite
+
+    threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads[2:]:
+        t.join(60)
+    done.set()
+    for t in threads[:2]:
+        t.join(10)
+    assert short_reads == []

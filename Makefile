@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test bench lint
+.PHONY: setup run test bench load lint
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
 run: setup
@@ -14,5 +14,7 @@ test:
 	$(PY) -m pytest $(PYTEST_ARGS)
 bench: setup
 	$(PY) -m cnnviz bench
+load: setup
+	$(PY) benchmarks/load_test.py --epochs 15 --overload --out benchmarks/results/load_test.json
 lint: setup
-	$(PY) -m ruff check cnnviz tests app.py
+	$(PY) -m ruff check cnnviz tests benchmarks scripts app.py

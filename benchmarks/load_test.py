@@ -162,7 +162,7 @@ class Recorder:
 
 def digit_pngs(folder: Path) -> dict[str, Path]:
     """The first test image of each digit class, as PNG files (real data the checkpoint was tested on)."""
-    from cnnviz.ui.examples import first_of_class  # no gradio in it, though its package imports gradio
+    from cnnviz.examples import first_of_class
 
     paths = {}
     for label in LABELS:

@@ -90,7 +90,7 @@ def client(app_url) -> Iterator[Client]:
 
 def digit_png(tmp_path: Path, label: str) -> Path:
     """The first test image of a class of the digits dataset, as a PNG file."""
-    from cnnviz.ui.examples import first_of_class
+    from cnnviz.examples import first_of_class
 
     path = tmp_path / f"digit-{label}.png"
     first_of_class("digits", label).image.save(path)

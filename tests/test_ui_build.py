@@ -15,7 +15,8 @@ API_NAMES = {"architecture", "train", "pause", "stop", "clear_curves", "predict"
 
 
 def test_core_does_not_import_gradio():
-    code = ("import cnnviz, cnnviz.engine, cnnviz.explain, cnnviz.render, cnnviz.checkpoints, cnnviz.cli; import sys; "
+    code = ("import cnnviz, cnnviz.engine, cnnviz.explain, cnnviz.render, cnnviz.checkpoints, cnnviz.cli, "
+            "cnnviz.examples, cnnviz.drawing, cnnviz.workspace, cnnviz.runqueue; import sys; "
             "assert 'gradio' not in sys.modules, 'the core imported gradio'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
 
@@ -103,8 +104,8 @@ def test_config_from_the_form_keeps_what_the_form_does_not_show():
 def test_drawings_become_white_on_black_and_centred():
     from PIL import Image, ImageDraw
 
+    from cnnviz.drawing import drawing_to_image
     from cnnviz.images import ImageError
-    from cnnviz.ui.drawing import drawing_to_image
 
     img = Image.new("RGB", (280, 280), "white")
     ImageDraw.Draw(img).rectangle([20, 20, 60, 120], fill="black")  # a small mark in the top-left corner
@@ -127,7 +128,7 @@ def test_plot_feed_rebuilds_one_update_after_new_series():
 
 
 def test_examples_are_real_dataset_images():
-    from cnnviz.ui.examples import asset_examples, test_example
+    from cnnviz.examples import asset_examples, test_example
 
     examples = asset_examples()
     assert len(examples) >= 8 and all(p.stat().st_size < 5000 for p, _ in examples)

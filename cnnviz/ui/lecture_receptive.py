@@ -10,13 +10,13 @@ import pandas as pd
 import PIL.Image
 
 from ..data import DatasetUnavailable, get_dataset_info
+from ..examples import test_example
 from ..images import resize_square
 from ..models import get_model, get_model_info, list_models, model_input_size
 from ..receptive import FieldBox, draw_fields, field_box, fields_by_depth, spatial_rows
 from ..summary import LayerRow
 from .architecture_tab import model_choices, web_datasets
 from .common import SessionWorkspace, Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
-from .examples import test_example
 from .lecture_pictures import clipped, draw_scale, outline_unit
 from .lecture_plots import clear_plots_on
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import gradio as gr
 import PIL.Image
 
+from ..examples import asset_examples, test_example
 from ..images import load_image
 from .common import SessionWorkspace, guarded, load_model
-from .examples import asset_examples, test_example
 from .uploads import SafeImage
 
 _RNG = random.Random()

@@ -1,6 +1,6 @@
-"""Example images: real test-split samples of a dataset, and the files in assets/examples (belongs in core: no gradio).
+"""Example images: real test-split samples of a dataset, and the files in assets/examples.
 
-`python -m cnnviz.ui.examples` regenerates assets/examples/ from the offline datasets.
+`python -m cnnviz.examples` regenerates assets/examples/ from the offline datasets.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import PIL.Image
 
-from ..data import DatasetUnavailable, get_dataset_info, load_dataset
-from ..images import uint8_to_pil
-from ..paths import assets_dir
+from .data import DatasetUnavailable, get_dataset_info, load_dataset
+from .images import uint8_to_pil
+from .paths import assets_dir
 
 EXAMPLES_DIR = "examples"
 # dataset -> classes written to assets/examples (real test images; a few per dataset keeps the menu short)

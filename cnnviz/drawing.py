@@ -1,4 +1,4 @@
-"""Turn a sketchpad drawing into an image that looks like the training data (belongs in core: no gradio here)."""
+"""Turn a sketchpad drawing into an image that looks like the training data."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 
-from ..images import ImageError
+from .images import ImageError
 
 # How much of the frame the object's longer side fills in each greyscale dataset (measured on the test splits:
 # MNIST digits sit in a 20 px box of 28, Fashion-MNIST garments nearly fill the frame, sklearn digits fill it).

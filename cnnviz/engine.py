@@ -17,6 +17,7 @@ from .config import Limits, TrainConfig, validate
 from .data import DatasetUnavailable, load_dataset
 from .events import EpochEnded, Event, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
 from .images import InputSpec
+from .memory import check_fits
 from .models import get_model, model_input_size
 from .paths import runs_dir
 from .runlog import RunLog
@@ -69,13 +70,13 @@ def xavier_init(model: nn.Module) -> None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DeviceData, num_classes: int, criterion: nn.Module,
-             autocast) -> tuple[float, float, torch.Tensor]:
-    """Loss, accuracy and confusion matrix [true, predicted] over a whole split."""
+             autocast, batch: int = EVAL_BATCH) -> tuple[float, float, torch.Tensor]:
+    """Loss, accuracy and confusion matrix [true, predicted] over a whole split, `batch` images at a time."""
     model.eval()
     loss_sum = torch.zeros((), device=data.labels.device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=data.labels.device)
-    for start in range(0, len(data), EVAL_BATCH):
-        idx = torch.arange(start, min(start + EVAL_BATCH, len(data)), device=data.labels.device)
+    for start in range(0, len(data), batch):
+        idx = torch.arange(start, min(start + batch, len(data)), device=data.labels.device)
         x, y = data.batch(idx)
         with autocast():
             out = model(x)
@@ -129,6 +130,9 @@ class _Run:
             xavier_init(self.model)
         self.model.to(self.device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
         self.batch_size = min(cfg.batch_size, len(self.train_data))
+        # Before any batch: an absurd batch size is refused with advice (on a CPU the OOM killer ends the server).
+        largest = check_fits(self.model, ds.info.channels, self.size, self.batch_size, cfg.optimizer, self.device)
+        self.eval_batch = EVAL_BATCH if largest is None else max(self.batch_size, min(EVAL_BATCH, largest))
         self.steps_per_epoch = len(self.train_data) // self.batch_size  # drop_last: fixed batch shapes
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.opt, self.sched = make_optimizer(cfg, self.model, self.total_steps)
@@ -261,7 +265,7 @@ class _Run:
     def end_epoch(self) -> EpochEnded:
         t0 = time.perf_counter()
         val_loss, val_acc, self.confusion = evaluate(self.model, self.test_data, self.info.num_classes, self.criterion,
-                                                     self.autocast)
+                                                     self.autocast, self.eval_batch)
         if not math.isfinite(val_loss):
             raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: lower the learning rate")
         self._done_train_seconds = self.train_seconds_total()

@@ -214,7 +214,8 @@ def list_checkpoints(run_roots: Iterable[Path] | None = None) -> list[Checkpoint
     """Checkpoints in checkpoints/ and <root>/*/model.pt for each run root (default: runs/), newest first; unreadable
     files are left out."""
     roots = [runs_dir()] if run_roots is None else list(run_roots)
-    paths = sorted(checkpoints_dir().glob("*.pt")) + [p for root in roots for p in sorted(Path(root).glob("*/model.pt"))]
+    paths = sorted(checkpoints_dir().glob("*.pt")) + [p for root in roots for p in sorted(Path(root).glob("*/model.pt"))
+                                                      if not p.parent.name.startswith(".")]  # not a run being removed
     entries = []
     for path in paths:
         try:

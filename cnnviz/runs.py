@@ -52,7 +52,8 @@ def read_run(run_dir: Path) -> RunRecord:
 def list_runs(roots: Iterable[Path] | None = None) -> list[RunRecord]:
     """Every readable run in the roots (default: runs/), newest first (ids start with the date and time)."""
     records = []
-    folders = [d for root in ([runs_dir()] if roots is None else roots) for d in Path(root).glob("*/config.json")]
+    folders = [d for root in ([runs_dir()] if roots is None else roots) for d in Path(root).glob("*/config.json")
+               if not d.parent.name.startswith(".")]  # .deleting-<id>: a run being removed
     for d in sorted(folders, key=lambda d: d.parent.name, reverse=True):
         try:
             records.append(read_run(d.parent))

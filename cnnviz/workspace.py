@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,15 @@ class Workspace:
             raise WorkspaceError(f"a shared run called {run_id!r} already exists")
         os.replace(record.dir, target)  # one rename: the run is either private or shared, never half of each
         return target
+
+    def delete(self, run_id: str) -> None:
+        """Remove one of this user's own runs (shared runs are the lecturer's to remove, on disk)."""
+        record = self.find_run(run_id)
+        if not self.owns(record.dir):
+            raise WorkspaceError(f"run {run_id!r} is shared with everyone; only the server's owner can remove it")
+        doomed = record.dir.with_name(f".deleting-{record.dir.name}")
+        os.replace(record.dir, doomed)  # gone from every menu at once, even while the files are being removed
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 __all__ = ["USERS", "Workspace", "WorkspaceError"]

@@ -299,5 +299,11 @@ def test_a_students_runs_are_theirs_until_they_share_one(app_url, client, tmp_pa
         client.predict(run, api_name="/share_run")
         assert classmate.predict(run, png, 1, api_name="/predict")[0]["label"]  # shared on purpose: now everyone's
         assert run in classmate.predict(run, api_name="/replay")[0]
+        with pytest.raises(AppError, match="shared with everyone"):
+            classmate.predict(run, api_name="/delete_run")  # and nobody's to delete from the app
+        scratch = client.predict(**{**TRAIN, "epochs": 1}, api_name="/train")[CHECKPOINT]
+        client.predict(scratch, api_name="/delete_run")
+        with pytest.raises(AppError, match="no checkpoint called"):
+            client.predict(scratch, png, 1, api_name="/predict")
     finally:
         classmate.close()

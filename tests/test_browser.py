@@ -121,7 +121,7 @@ def test_explain_shows_the_overlay(browser_page):
 def menu_options(page, selector: str) -> list[str]:
     """The option texts of the dropdown at `selector` (opened, read, closed)."""
     page.locator(f"{selector} input").first.click()
-    options = page.get_by_role("option").all_inner_texts()
+    options = [o.lstrip("✓").strip() for o in page.get_by_role("option").all_inner_texts()]  # ✓ marks the choice
     page.keyboard.press("Escape")
     return options
 
@@ -194,6 +194,22 @@ def test_closing_the_tab_stops_its_run_and_the_next_in_line_starts(browser_page)
     expect(page.locator("#train-status")).to_contain_text("Training", timeout=30_000)
     page.locator("#train-stop").click()
     expect(page.locator("#train-status")).to_contain_text("Stopped")
+
+
+def test_deleting_a_run_takes_two_clicks(browser_page):
+    page, expect, *_ = browser_page
+    run = page.locator("#train-checkpoint textarea").input_value()  # the run stopped by the test above
+    assert run
+    page.get_by_role("tab", name="Time-lapse & replay").click()
+    choose(page, "#replay-run", run)
+    page.locator("#replay-delete").click()
+    expect(page.locator("#replay-delete")).to_have_text(f"Click again to delete {run}")
+    options = menu_options(page, "#replay-run")
+    assert any(o.startswith(run) for o in options), (run, options)  # one click deletes nothing
+    page.locator("#replay-delete").click()
+    expect(page.locator("#replay-delete")).to_have_text("Delete this run")
+    expect(page.locator("#replay-run input").first).not_to_have_value(re.compile(re.escape(run)))
+    assert not any(o.startswith(run) for o in menu_options(page, "#replay-run"))
 
 
 def test_no_request_left_localhost(browser_page):

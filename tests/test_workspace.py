@@ -90,3 +90,20 @@ def test_only_tokens_of_ours_are_adopted():
     for bad in (None, "", "../../etc", "A" * 32, token + "0", 42, {"key": token}):
         assert Workspace.from_token(bad) is None
     assert Workspace.for_login("ann").token is None  # a login's key is never sent to a browser
+
+
+def test_a_user_deletes_their_own_runs_only(folders):
+    ann, bob = Workspace.new(), Workspace.new()
+    mine, lecturer = train_into(ann), train_into(Workspace())
+    with pytest.raises(WorkspaceError, match="no run called"):
+        bob.delete(mine)
+    with pytest.raises(WorkspaceError, match="shared with everyone"):
+        ann.delete(lecturer)
+    for hostile in ("../../etc", "..", "/etc", ""):
+        with pytest.raises(WorkspaceError):
+            ann.delete(hostile)
+    folder = ann.find_run(mine).dir
+    ann.delete(mine)
+    assert not folder.exists() and mine not in names(ann.checkpoints()) and lecturer in names(ann.checkpoints())
+    assert not any(ann.own_root.iterdir())  # no half-deleted leftovers
+    assert (folders / "runs" / lecturer / "model.pt").is_file()

@@ -27,6 +27,7 @@ NOTE = ("**What am I looking at?** A recording of one training run. The same tes
         "Below: the run's curves and final confusion matrix, replayed from disk.")
 EMPTY = "Choose a run (train one in the Train tab, then press ↻)."
 SHARE = "Share with everyone"
+DELETE = "Delete this run"
 _GIFS: list[Path] = []  # one temp folder per process, made on first use
 
 
@@ -106,6 +107,29 @@ def replay(run_id: str | None, ws: SessionWorkspace) -> tuple:
 
 
 @guarded
+def delete_run(run_id: str | None, ws: SessionWorkspace) -> gr.Dropdown:
+    """Delete one of this user's own runs (weights, curves, time-lapse); the menu then shows the newest left."""
+    if not run_id:
+        raise user_error("Choose a run first.")
+    ws.workspace.delete(str(run_id))
+    gr.Info(f"Run {run_id} was deleted.")
+    return refresh_runs(None, ws)
+
+
+@guarded
+def confirm_delete(run_id: str | None, armed: str | None, ws: SessionWorkspace) -> tuple:
+    """Delete on the second click for the same run, so one stray click loses nothing."""
+    if not run_id:
+        raise user_error("Choose a run first.")
+    if armed != run_id:
+        record = find_run(run_id, ws)
+        if not ws.workspace.owns(record.dir):
+            raise user_error(f"Run {run_id} is shared with everyone; only the server's owner can remove it.")
+        return gr.skip(), gr.Button(f"Click again to delete {run_id}"), run_id
+    return delete_run(run_id, ws), gr.Button(DELETE), None
+
+
+@guarded
 def timelapse_frame(run_id: str | None, index: float, ws: SessionWorkspace) -> PIL.Image.Image:
     """Frame `index` of a run's time-lapse (0 = before training, then one per epoch)."""
     t = run_timelapse(run_id, ws)
@@ -143,6 +167,8 @@ def build(shared: Shared, tab: gr.Tab) -> TimelapseTab:
                           scale=4, info="shared runs and your own, newest first", elem_id="replay-run")
         refresh = gr.Button("↻ Refresh", scale=0, min_width=100)
         share = gr.Button(SHARE, scale=0, min_width=160, elem_id="replay-share")
+        delete = gr.Button(DELETE, scale=0, min_width=160, variant="stop", elem_id="replay-delete")
+    armed = gr.State(None)  # the run a first click on Delete asked about; the second click deletes it
     summary = gr.Markdown(EMPTY)
     epoch = gr.Slider(0, 1, value=0, step=1, label="Epoch", interactive=False)
     frame = gr.Image(label="Time-lapse frame", format="png", interactive=False, elem_classes=["pixelated"],
@@ -162,7 +188,11 @@ def build(shared: Shared, tab: gr.Tab) -> TimelapseTab:
     ws = shared.workspace
     run.input(replay, [run, ws], outs, api_name="replay", concurrency_limit=4)
     share.click(share_run, [run, ws], share, api_visibility="private", concurrency_limit=None)
-    run.change(lambda: gr.Button(SHARE, interactive=True), None, share, api_visibility="private", queue=False)
+    run.change(lambda: (gr.Button(SHARE, interactive=True), gr.Button(DELETE), None), None, [share, delete, armed],
+               api_visibility="private", queue=False)
+    delete.click(confirm_delete, [run, armed, ws], [run, delete, armed], api_visibility="private",
+                 concurrency_limit=None).then(replay, [run, ws], outs, api_visibility="private", concurrency_limit=4)
+    gr.Button(visible=False).click(delete_run, [run, ws], run, api_name="delete_run", concurrency_limit=None)
     clear_plots_on([run.input, refresh.click, tab.select], [loss, acc])
     refresh.click(refresh_runs, [run, ws], run, api_name="runs", api_visibility="undocumented",
                   concurrency_limit=4).then(replay, [run, ws], outs, api_visibility="private", concurrency_limit=4)

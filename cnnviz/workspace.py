@@ -14,8 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import CheckpointEntry, list_checkpoints
-from .paths import runs_dir
+from .checkpoints import CheckpointEntry, CheckpointError, list_checkpoints, safe_name
+from .paths import checkpoints_dir, runs_dir
 from .runs import RunRecord, list_runs, read_run, run_path
 
 USERS = "users"  # runs/users/<digest>/: the web app's private runs
@@ -71,6 +71,16 @@ class Workspace:
     def checkpoints(self) -> list[CheckpointEntry]:
         """Checkpoints this user may open: shipped, shared and their own."""
         return list_checkpoints(self.roots())
+
+    def find_checkpoint(self, name: str) -> Path | None:
+        """The file of checkpoint `name` if this user may open it, found without listing (and reading) every
+        checkpoint: checkpoints/<name>.pt first, then the shared runs, then their own."""
+        try:
+            name = safe_name(name)
+        except CheckpointError:
+            return None
+        candidates = [checkpoints_dir() / f"{name}.pt"] + [root / name / "model.pt" for root in self.roots()]
+        return next((p for p in candidates if p.is_file()), None)
 
     def runs(self) -> list[RunRecord]:
         """Runs this user may replay, newest first."""

@@ -41,6 +41,11 @@ def test_own_runs_are_private_and_shared_runs_are_everyones(folders):
     with pytest.raises(WorkspaceError, match="no run called"):
         bob.find_run(mine)
     assert ann.find_run(mine).checkpoint is not None
+    # The direct look-up the app uses for every prediction agrees with the listings.
+    assert ann.find_checkpoint(mine) == ann.find_run(mine).checkpoint and bob.find_checkpoint(mine) is None
+    assert bob.find_checkpoint(lecturer) == folders / "runs" / lecturer / "model.pt"
+    for hostile in ("../../etc/passwd", "..", "/etc/passwd", "", f"users/{ann.own_root.name}/{mine}"):
+        assert ann.find_checkpoint(hostile) is None
 
 
 def test_sharing_moves_the_run_where_everyone_sees_it(folders):

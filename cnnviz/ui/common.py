@@ -177,11 +177,11 @@ def load_model(name: str | None, ws: SessionWorkspace) -> LoadedModel:
     """The checkpoint called `name`, if this session may see it (never a path from the request)."""
     if not name:
         raise CheckpointError("choose a checkpoint first (train one in the Train tab, or pick a shipped one)")
-    entry = checkpoint_entries(ws).get(str(name))
-    if entry is None:
+    path = ws.workspace.find_checkpoint(str(name))
+    if path is None:
         raise CheckpointError(f"no checkpoint called {name!r}; refresh the page to see the current list")
     try:
-        return MODELS.get(entry.path)
+        return MODELS.get(path)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {name!r} was removed from disk") from None
 

@@ -161,14 +161,14 @@ class TrainTab:
         outputs = [self.status, self.loss_plot, self.acc_plot, self.legend, self.result, self.confusion, self.per_class,
                    self.download, self.checkpoint, self.start, self.pause, self.stop]
         menus = [self.shared.predict_checkpoint, self.shared.explain_checkpoint]
-        # Shown at once, before the queue answers: if someone else's run holds the slot, the queue position appears beside it.
+        # Shown at once, before the run's handler answers (it then shows the place in the training queue, if any).
         self.start.click(lambda: (idle_status(WAITING), gr.Button(interactive=True)), None, [self.status, self.stop],
                          api_visibility="private", queue=False)
         # No Gradio concurrency limit: runs wait in TRAIN_QUEUE (first come, first served, capped by --max-queued-runs)
         # and stream their place in line meanwhile; Gradio's own queue would count them against every other request.
         ws = self.shared.workspace
         run = self.start.click(self.train, [self.preset, *self.settings(), self.session, ws], outputs, api_name="train",
-                               concurrency_id="train", concurrency_limit=None, show_progress_on=[self.status])
+                               concurrency_limit=None, show_progress_on=[self.status])
         run.then(self.select_new_checkpoint, [self.session, ws], menus, api_visibility="private", queue=False)
         self.pause.click(self.toggle_pause, self.session, self.pause, api_name="pause", concurrency_limit=None,
                          show_progress="hidden")
@@ -240,8 +240,6 @@ class TrainTab:
         if not name:
             return gr.skip(), gr.skip()
         return refreshed_dropdown(ws, name), refreshed_dropdown(ws, name)
-
-
 
     def toggle_pause(self, session: TrainSession) -> gr.Button:
         """Pause at the next batch boundary, or resume."""

@@ -99,7 +99,10 @@ class Workspace:
             except ValueError as exc:
                 raise WorkspaceError(str(exc)) from None
             if (path / "config.json").is_file():
-                return read_run(path)
+                try:
+                    return read_run(path)
+                except (OSError, ValueError, KeyError):  # half-written or foreign: the listings skip it too
+                    raise WorkspaceError(f"run {run_id!r} cannot be read (its folder is incomplete)") from None
         raise WorkspaceError(f"no run called {run_id!r} here; refresh the list")
 
     def share(self, run_id: str) -> Path:

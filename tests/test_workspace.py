@@ -112,3 +112,13 @@ def test_a_user_deletes_their_own_runs_only(folders):
     assert not folder.exists() and mine not in names(ann.checkpoints()) and lecturer in names(ann.checkpoints())
     assert not any(ann.own_root.iterdir())  # no half-deleted leftovers
     assert (folders / "runs" / lecturer / "model.pt").is_file()
+
+
+def test_a_half_written_run_is_a_clear_message(folders):
+    ann = Workspace.new()
+    broken = ann.runs_root / "20260101-000000-lenet5-digits-beef"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(WorkspaceError, match="cannot be read"):
+        ann.find_run(broken.name)
+    assert ann.runs() == []  # and the listing leaves it out

@@ -14,7 +14,7 @@ from ..render import confusion_figure, figure_to_image
 from ..runs import RunRecord, load_replay
 from ..timelapse import FILE as TIMELAPSE_FILE
 from ..timelapse import Timelapse, load_timelapse, render_frame, timelapse_gif
-from ..workspace import Workspace
+from ..workspace import Workspace, WorkspaceError
 from .common import SessionWorkspace, Shared, guarded, note, share_run, user_error
 from .gradio_fixes import atomic_write
 from .lecture_pictures import history_frames
@@ -42,10 +42,10 @@ def find_run(run_id: str | None, ws: SessionWorkspace) -> RunRecord:
     """The run called `run_id`; only ids of runs this session sees are accepted (never a path from the request)."""
     if not run_id:
         raise user_error("Choose a run first (train one in the Train tab).")
-    record = next((r for r in ws.workspace.runs() if r.run_id == str(run_id)), None)
-    if record is None:
-        raise user_error(f"No run called {run_id!r}; press ↻ to refresh the list.")
-    return record
+    try:
+        return ws.workspace.find_run(str(run_id))  # straight to its folder: scrubbing calls this per frame
+    except WorkspaceError:
+        raise user_error(f"No run called {run_id!r}; press ↻ to refresh the list.") from None
 
 
 def run_timelapse(run_id: str | None, ws: SessionWorkspace) -> Timelapse:

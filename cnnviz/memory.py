@@ -39,7 +39,7 @@ class MemoryEstimate:
 
 
 def layer_output_elements(model: nn.Module, in_channels: int, size: int) -> int:
-    """Elements of every leaf layer's output for one image (one no-grad forward pass on the CPU copy's device)."""
+    """Elements of every leaf layer's output for one image (one no-grad forward pass on the model's device)."""
     total = 0
 
     def count(module, inputs, output):

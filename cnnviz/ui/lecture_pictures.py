@@ -2,7 +2,6 @@
 receptive-field outlines and long-format curve frames for gr.LinePlot."""
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import PIL.ImageDraw
 import PIL.ImageFont
 
 from ..receptive import FieldBox
-from ..render import colorize, confusion_figure, figure_to_png, overlay
+from ..render import colorize, confusion_figure, figure_to_image, overlay
 
 FIELD_COLOUR = (230, 0, 0)  # the chosen unit's field: red, drawn 2 px wide like cnnviz.receptive.draw_fields
 METRICS = {"val_acc": "test accuracy", "val_loss": "test loss", "train_acc": "train accuracy", "train_loss": "train loss"}
@@ -45,8 +44,8 @@ class ConfusionPicture:
 def confusion_picture(matrix: np.ndarray, class_names: Sequence[str], dpi: int = 100) -> ConfusionPicture:
     """Render cnnviz.render.confusion_figure and keep the matrix's pixel box, so a click can be mapped to a cell."""
     fig = confusion_figure(matrix, class_names)
-    image = PIL.Image.open(io.BytesIO(figure_to_png(fig, dpi))).convert("RGB")
-    # After savefig the axes hold their laid-out position (figure fractions, origin bottom-left; imshow fills the axes).
+    image = figure_to_image(fig, dpi)
+    # After drawing, the axes hold their laid-out position (figure fractions, origin bottom-left; imshow fills the axes).
     pos = fig.axes[0].get_position()
     w, h = image.size
     box = (pos.x0 * w, (1 - pos.y1) * h, pos.x1 * w, (1 - pos.y0) * h)

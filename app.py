@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 for _var in ("NO_PROXY", "no_proxy"):
     os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "localhost", "127.0.0.1", "::1"]))
 
-from cnnviz.config import Limits  # noqa: E402  (plain dataclasses: no torch, no gradio)
+from cnnviz.train.config import Limits  # noqa: E402  (plain dataclasses: no torch, no gradio)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,10 +22,13 @@ import numpy as np
 import PIL.Image
 import torch
 
-from cnnviz.explain import default_layer, feature_maps, grad_cam, prepare
+from cnnviz.explain.gradcam import grad_cam
+from cnnviz.explain.layers import default_layer
+from cnnviz.explain.maps import feature_maps
+from cnnviz.explain.pipeline import prepare
 from cnnviz.images import InputSpec
 from cnnviz.models import get_model
-from cnnviz.render import cam_image, feature_grid
+from cnnviz.render.pictures import cam_image, feature_grid
 
 # (model, channels, input px, target median in ms)
 CASES = [("lenet5", 1, 28, 150), ("tinyvgg", 1, 28, 150), ("resnet18", 3, 32, 400)]

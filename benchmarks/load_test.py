@@ -254,7 +254,7 @@ class Run:
 
 def train_args(epochs: int) -> dict:
     """The demo-digits preset's settings as /train arguments, on the CPU."""
-    from cnnviz.presets import PRESETS  # plain dataclasses, no gradio
+    from cnnviz.train.presets import PRESETS  # plain dataclasses, no gradio
 
     c = PRESETS["demo-digits"].config
     args = {f: getattr(c, f) for f in TRAIN_FIELDS}

@@ -13,7 +13,7 @@ import PIL.Image
 
 from .data import DatasetUnavailable, get_dataset_info, load_dataset
 from .images import uint8_to_pil
-from .paths import assets_dir
+from .store.paths import assets_dir
 
 EXAMPLES_DIR = "examples"
 # dataset -> classes written to assets/examples (real test images; a few per dataset keeps the menu short)

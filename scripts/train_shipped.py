@@ -18,7 +18,7 @@ SHIPPED = [  # name, CLI arguments (exactly what is run), minimum test accuracy 
 def main(only: list[str]) -> int:
     """Train the shipped checkpoints named in `only` (all when empty); describe all of them in the manifest."""
     sys.path.insert(0, str(ROOT))
-    from cnnviz.checkpoints import load_checkpoint
+    from cnnviz.store.checkpoints import load_checkpoint
 
     old = {e["name"]: e for e in json.loads((ROOT / "checkpoints" / "manifest.json").read_text())} \
         if (ROOT / "checkpoints" / "manifest.json").exists() else {}

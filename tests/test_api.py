@@ -19,10 +19,10 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from cnnviz.config import Limits  # noqa: E402
-from cnnviz.engine import fit  # noqa: E402
-from cnnviz.events import Finished  # noqa: E402
-from cnnviz.presets import PRESETS  # noqa: E402
+from cnnviz.train.config import Limits  # noqa: E402
+from cnnviz.train.engine import fit  # noqa: E402
+from cnnviz.train.events import Finished  # noqa: E402
+from cnnviz.train.presets import PRESETS  # noqa: E402
 
 # gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")

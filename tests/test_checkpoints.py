@@ -6,8 +6,8 @@ import zipfile
 import pytest
 import torch
 
-from cnnviz.checkpoints import CheckpointError, build_meta, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
 from cnnviz.models import get_model
+from cnnviz.store.checkpoints import CheckpointError, build_meta, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
 
 
 def lenet_meta(**kw):

@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from cnnviz.cli import main
+from cnnviz.cli.main import main
 from cnnviz.data import load_dataset
 
 

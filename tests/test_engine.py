@@ -5,12 +5,12 @@ import time
 import pytest
 import torch
 
-from cnnviz.batches import random_crop
-from cnnviz.checkpoints import load_checkpoint
-from cnnviz.config import ConfigError, Limits, TrainConfig, validate
-from cnnviz.engine import fit
-from cnnviz.evaluate import evaluate_checkpoint
-from cnnviz.events import EpochEnded, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
+from cnnviz.store.checkpoints import load_checkpoint
+from cnnviz.train.config import ConfigError, Limits, TrainConfig, validate
+from cnnviz.train.device_data import random_crop
+from cnnviz.train.engine import fit
+from cnnviz.train.evaluate import evaluate_checkpoint
+from cnnviz.train.events import EpochEnded, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
 
 DIGITS = TrainConfig(arch="lenet5", dataset="digits", epochs=3, batch_size=64, optimizer="adam", lr=3e-3)
 

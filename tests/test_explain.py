@@ -1,4 +1,4 @@
-"""cnnviz.explain / cnnviz.attributions: numbers checked against captum, by hand, and on a trained model."""
+"""cnnviz.explain / cnnviz.explain.attributions: numbers checked against captum, by hand, and on a trained model."""
 from __future__ import annotations
 
 import argparse
@@ -14,9 +14,11 @@ from captum.attr import LayerAttribution, LayerGradCam
 from scipy.stats import spearmanr
 
 import cnnviz.explain as ex
-from cnnviz.attributions import METHODS, attribute, attribute_all
-from cnnviz.explain import ExplainError, default_layer, grad_cam, grad_cam_batch, normalize01
-from cnnviz.hooks import has_hooks, layer_geometry
+from cnnviz.explain.attributions import METHODS, attribute, attribute_all
+from cnnviz.explain.geometry import layer_geometry
+from cnnviz.explain.gradcam import grad_cam, grad_cam_batch
+from cnnviz.explain.hooks import has_hooks
+from cnnviz.explain.layers import ExplainError, default_layer, normalize01
 from cnnviz.models import get_model, get_model_info, list_models, model_input_size
 
 
@@ -306,7 +308,7 @@ def test_pointing_game_on_shapes(trained):
 @pytest.fixture()
 def cli_args(tmp_path):
     """A random TinyVGG checkpoint, a PNG, and a factory of `explain` Namespaces (paths relative to tmp_path)."""
-    from cnnviz.checkpoints import build_meta, save_checkpoint
+    from cnnviz.store.checkpoints import build_meta, save_checkpoint
 
     torch.manual_seed(0)
     meta = build_meta(arch="tinyvgg", dataset="shapes", class_names=("circle", "square", "triangle", "cross", "star"),
@@ -326,7 +328,7 @@ def cli_args(tmp_path):
 
 
 def test_cli_writes_figures(cli_args, capsys):
-    from cnnviz.cli_explain import run
+    from cnnviz.cli.explain import run
 
     one, every = cli_args(out="a.png"), cli_args(out="all.png", method="all", target="star", layer="features.5")
     assert run(one) == 0 and "predicted" in capsys.readouterr().out
@@ -341,7 +343,7 @@ def test_cli_writes_figures(cli_args, capsys):
     (dict(target="hexagon"), "unknown target class"), (dict(out="no/such/dir/x.png"), "cannot write"),
 ])
 def test_cli_errors_are_one_line(cli_args, capsys, change, message):
-    from cnnviz.cli_explain import run
+    from cnnviz.cli.explain import run
 
     assert run(cli_args(**change)) == 2
     err = capsys.readouterr().err.strip()

@@ -8,15 +8,15 @@ import time
 import pytest
 import torch
 
-from cnnviz.checkpoints import build_meta, load_checkpoint, save_checkpoint
-from cnnviz.config import TrainConfig
-from cnnviz.engine import _Run, fit
-from cnnviz.events import Failed, Finished
 from cnnviz.models import get_model
+from cnnviz.store.checkpoints import build_meta, load_checkpoint, save_checkpoint
+from cnnviz.train.config import TrainConfig
+from cnnviz.train.engine import _Run, fit
+from cnnviz.train.events import Failed, Finished
 
 SAVER = """
 import sys, torch
-from cnnviz.checkpoints import build_meta, save_checkpoint
+from cnnviz.store.checkpoints import build_meta, save_checkpoint
 from cnnviz.models import get_model
 model = get_model("vgg11", 3, 10, 32)
 meta = build_meta(arch="vgg11", dataset="cifar10", class_names=tuple("abcdefghij"), in_channels=3, input_size=32,
@@ -53,7 +53,7 @@ def test_unwritable_runs_folder_still_shows_the_results(tmp_path):
 
 
 def test_disk_full_during_the_final_save_is_a_warning(tmp_path, monkeypatch):
-    from cnnviz import runlog
+    from cnnviz.store import run_writer as runlog
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")

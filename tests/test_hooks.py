@@ -1,4 +1,4 @@
-"""cnnviz.hooks: clones survive inplace ReLU, hooks never outlive their block, a hand-worked Grad-CAM, threads."""
+"""cnnviz.explain.hooks: clones survive inplace ReLU, hooks never outlive their block, a hand-worked Grad-CAM, threads."""
 from __future__ import annotations
 
 import copy
@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cnnviz.explain import feature_maps, grad_cam, grad_cam_batch
-from cnnviz.hooks import LayerError, capture, has_hooks, model_lock, output_shapes
+from cnnviz.explain.gradcam import grad_cam, grad_cam_batch
+from cnnviz.explain.hooks import LayerError, capture, has_hooks, model_lock, output_shapes
+from cnnviz.explain.maps import feature_maps
 from cnnviz.models import get_model
 
 
@@ -179,7 +180,7 @@ def test_hundred_calls_do_not_grow_memory():
 
 
 def test_threads_sharing_one_model_get_the_sequential_maps():
-    from cnnviz.attributions import attribute
+    from cnnviz.explain.attributions import attribute
 
     torch.manual_seed(0)
     model = get_model("tinyvgg", 3, 10, 32, width=16).eval()

@@ -6,19 +6,19 @@ import PIL.Image
 import pytest
 import torch
 
-from cnnviz.checkpoints import load_checkpoint
-from cnnviz.compare import compare
-from cnnviz.config import TrainConfig
-from cnnviz.drilldown import cams_for_pair, model_inputs, predict_test_set, trained_dataset
-from cnnviz.engine import fit
-from cnnviz.evaluate import evaluate_checkpoint
-from cnnviz.events import Finished
+from cnnviz.explain.sanity import sanity_check
 from cnnviz.images import uint8_to_pil
+from cnnviz.lecture.comparison import compare
+from cnnviz.lecture.drilldown import cams_for_pair, model_inputs, predict_test_set, trained_dataset
+from cnnviz.lecture.receptive import fields_by_depth
+from cnnviz.lecture.timelapse import timelapse_gif
 from cnnviz.models import get_model
-from cnnviz.receptive import fields_by_depth
-from cnnviz.runs import list_runs, load_replay
-from cnnviz.sanity import sanity_check
-from cnnviz.timelapse import timelapse_gif
+from cnnviz.store.checkpoints import load_checkpoint
+from cnnviz.store.run_reader import list_runs, load_replay
+from cnnviz.train.config import TrainConfig
+from cnnviz.train.engine import fit
+from cnnviz.train.evaluate import evaluate_checkpoint
+from cnnviz.train.events import Finished
 
 
 @pytest.fixture(scope="module")

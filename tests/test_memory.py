@@ -9,12 +9,12 @@ import sys
 import pytest
 import torch
 
-from cnnviz import memory
-from cnnviz.config import TrainConfig
-from cnnviz.engine import fit
-from cnnviz.events import Failed
-from cnnviz.memory import MemoryTooSmall, check_fits, estimate
 from cnnviz.models import get_model
+from cnnviz.train import memory
+from cnnviz.train.config import TrainConfig
+from cnnviz.train.engine import fit
+from cnnviz.train.events import Failed
+from cnnviz.train.memory import MemoryTooSmall, check_fits, estimate
 
 # Peak resident memory added by two Adam training steps, measured in a fresh process (the oracle). The kernel's
 # high-water mark is reset first (clear_refs 5): the process's peak so far may come from importing torch.

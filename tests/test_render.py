@@ -11,25 +11,13 @@ import PIL.Image
 import pytest
 import torch
 
-from cnnviz.attributions import attribute_all
-from cnnviz.explain import FeatureMaps, feature_maps, filters, prepare
+from cnnviz.explain.attributions import attribute_all
+from cnnviz.explain.maps import FeatureMaps, feature_maps, filters
+from cnnviz.explain.pipeline import prepare
 from cnnviz.images import InputSpec
 from cnnviz.models import get_model
-from cnnviz.render import (
-    cam_image,
-    colorize,
-    confusion_figure,
-    curves_figure,
-    feature_grid,
-    figure_to_image,
-    figure_to_png,
-    filter_grid,
-    lut,
-    methods_figure,
-    overlay,
-    upscale,
-    with_colorbar,
-)
+from cnnviz.render.figures import confusion_figure, curves_figure, figure_to_image, figure_to_png, methods_figure
+from cnnviz.render.pictures import cam_image, colorize, feature_grid, filter_grid, lut, overlay, upscale, with_colorbar
 
 
 def _maps(c: int, h: int, seed: int = 0, constant: int | None = None) -> FeatureMaps:
@@ -113,7 +101,8 @@ def test_figures_render_to_png_without_pyplot():
 
 
 def test_render_imports_neither_pyplot_nor_gradio_nor_captum():
-    code = "import sys, cnnviz.render, cnnviz.explain, cnnviz.hooks, cnnviz.cli_explain; " \
+    code = "import sys, cnnviz.render.pictures, cnnviz.render.figures, cnnviz.explain.gradcam, cnnviz.explain.maps, " \
+           "cnnviz.explain.hooks, cnnviz.cli.explain; " \
            "print(sorted(m for m in ('matplotlib.pyplot', 'gradio', 'captum') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cnnviz.runqueue import QueueFull, RunQueue
+from cnnviz.train.run_queue import QueueFull, RunQueue
 
 
 def test_runs_start_in_the_order_they_joined():

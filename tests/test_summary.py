@@ -2,8 +2,8 @@
 import pytest
 import torch.nn as nn
 
+from cnnviz.lecture.summary import summarize
 from cnnviz.models import get_model, get_model_info, list_models, model_input_size
-from cnnviz.summary import summarize
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if not get_model_info(n).imagenet and n != "alexnet_d2l"])

@@ -15,8 +15,8 @@ API_NAMES = {"architecture", "train", "pause", "stop", "clear_curves", "predict"
 
 
 def test_core_does_not_import_gradio():
-    code = ("import cnnviz, cnnviz.engine, cnnviz.explain, cnnviz.render, cnnviz.checkpoints, cnnviz.cli, "
-            "cnnviz.examples, cnnviz.drawing, cnnviz.workspace, cnnviz.runqueue; import sys; "
+    code = ("import cnnviz, cnnviz.train.engine, cnnviz.explain.gradcam, cnnviz.render.figures, cnnviz.store.checkpoints, cnnviz.cli, "
+            "cnnviz.examples, cnnviz.drawing, cnnviz.store.workspace, cnnviz.train.run_queue, cnnviz.train.session; import sys; "
             "assert 'gradio' not in sys.modules, 'the core imported gradio'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
 
@@ -49,7 +49,7 @@ def test_training_waits_in_our_queue_and_stop_never_waits(demo):
 
 
 def test_limits_reach_the_form():
-    from cnnviz.config import Limits
+    from cnnviz.train.config import Limits
     from cnnviz.ui import build_demo
 
     demo = build_demo(Limits(max_epochs=3, max_subset=500))
@@ -120,7 +120,7 @@ def test_drawings_become_white_on_black_and_centred():
 
 
 def test_plot_feed_rebuilds_one_update_after_new_series():
-    from cnnviz.ui.training import PlotFeed
+    from cnnviz.train.session import PlotFeed
 
     feed = PlotFeed()
     run1, run2 = ("run 1 train", "run 1 test"), ("run 1 train", "run 1 test", "run 2 train", "run 2 test")

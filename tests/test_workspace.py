@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from cnnviz.config import TrainConfig
-from cnnviz.engine import fit
-from cnnviz.events import Finished
-from cnnviz.workspace import Workspace, WorkspaceError
+from cnnviz.store.workspace import Workspace, WorkspaceError
+from cnnviz.train.config import TrainConfig
+from cnnviz.train.engine import fit
+from cnnviz.train.events import Finished
 
 TINY = TrainConfig(arch="lenet5", dataset="digits", subset=200, epochs=1, batch_size=64)
 

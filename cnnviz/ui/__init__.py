@@ -19,7 +19,7 @@ if "GRADIO_TEMP_DIR" not in os.environ:
 
 import gradio as gr  # noqa: E402
 
-from ..config import Limits  # noqa: E402
+from ..train.config import Limits  # noqa: E402
 from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab, train_tab  # noqa: E402
 from .common import SessionWorkspace, Shared, checkpoint_dropdown  # noqa: E402
 from .uploads import SafeImage  # noqa: E402

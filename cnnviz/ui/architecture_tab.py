@@ -8,10 +8,10 @@ import gradio as gr
 import pandas as pd
 
 from ..data import get_dataset_info
+from ..lecture.summary import summarize
 from ..models import get_model, get_model_info, list_models, model_input_size
-from ..summary import summarize
+from ..render.diagram import layer_diagram
 from .common import Shared, guarded, note
-from .diagram import layer_diagram
 
 NOTE = ("**What am I looking at?** Every layer of the network, in order, for one input image. *Output* is the shape of "
         "what the layer hands on (channels × height × width), *parameters* the numbers training adjusts, *FLOPs* the "

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..checkpoints import CheckpointEntry, CheckpointError, LoadedModel, load_checkpoint
-from ..config import ConfigError, Limits
 from ..data import DatasetUnavailable
-from ..explain import ExplainError
-from ..hooks import LayerError
+from ..explain.hooks import LayerError
+from ..explain.layers import ExplainError
 from ..images import ImageError
 from ..models import WeightsUnavailable, get_model_info
-from ..runqueue import QueueFull
-from ..workspace import Workspace, WorkspaceError
+from ..store.checkpoints import CheckpointEntry, CheckpointError, LoadedModel, load_checkpoint
+from ..store.workspace import Workspace, WorkspaceError
+from ..train.config import ConfigError, Limits
+from ..train.run_queue import QueueFull
 
 log = logging.getLogger("cnnviz.ui")
 

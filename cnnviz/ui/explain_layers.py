@@ -7,10 +7,11 @@ import PIL.Image
 import torch
 import torch.nn as nn
 
-from ..checkpoints import LoadedModel
-from ..explain import ExplainError, feature_maps, filters
-from ..hooks import output_shapes
-from ..render import feature_grid, filter_grid
+from ..explain.hooks import output_shapes
+from ..explain.layers import ExplainError
+from ..explain.maps import feature_maps, filters
+from ..render.pictures import feature_grid, filter_grid
+from ..store.checkpoints import LoadedModel
 
 SORT_LABELS = {"mean": "strongest mean activation first", "max": "strongest peak first",
                "frac_active": "largest active area first", "none": "in channel order"}

@@ -6,12 +6,14 @@ import warnings
 import gradio as gr
 import PIL.Image
 
-from ..attributions import METHODS, TITLES, attribute_all
-from ..checkpoints import LoadedModel
-from ..cli_explain import parse_target
-from ..explain import CamResult, ExplainError, default_layer, grad_cam
+from ..explain.attributions import METHODS, TITLES, attribute_all
+from ..explain.gradcam import CamResult, grad_cam
+from ..explain.layers import ExplainError, default_layer
+from ..explain.targets import parse_target
 from ..images import model_view, to_model_input
-from ..render import figure_to_image, methods_figure, overlay
+from ..render.figures import figure_to_image, methods_figure
+from ..render.pictures import overlay
+from ..store.checkpoints import LoadedModel
 from .common import SessionWorkspace, Shared, guarded, load_model, note
 from .explain_layers import filters_view, fm_view, layer_choices
 

@@ -8,10 +8,10 @@ import gradio as gr
 import pandas as pd
 import PIL.Image
 
-from ..compare import ModelComparison, compare
-from ..render import feature_grid, overlay
+from ..lecture.comparison import ModelComparison, compare
+from ..render.lecture_pictures import METRICS, curves_by_model
+from ..render.pictures import feature_grid, overlay
 from .common import SessionWorkspace, Shared, checkpoint_choices, guarded, load_model, note, user_error
-from .lecture_pictures import METRICS, curves_by_model
 from .lecture_plots import clear_plots_on
 from .picker import example_loader, image_picker, random_test_image
 from .uploads import SafeImage

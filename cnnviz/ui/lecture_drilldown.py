@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..checkpoints import LoadedModel
-from ..cli_explain import parse_target
-from ..drilldown import cams_for_pair, model_inputs, predict_test_set, trained_dataset
+from ..explain.targets import parse_target
 from ..images import model_view, uint8_to_pil
-from ..render import overlay, upscale
+from ..lecture.drilldown import cams_for_pair, model_inputs, predict_test_set, trained_dataset
+from ..render.lecture_pictures import ConfusionPicture, confusion_picture, worst_cell
+from ..render.pictures import overlay, upscale
+from ..store.checkpoints import LoadedModel
 from .common import (
     SessionWorkspace,
     Shared,
@@ -22,7 +23,6 @@ from .common import (
     note,
     user_error,
 )
-from .lecture_pictures import ConfusionPicture, confusion_picture, worst_cell
 
 NOTE = ("**What am I looking at?** Row = the true class, column = what the network answered; the diagonal holds the "
         "right answers. **Click a cell** (or use the two menus) to see exactly which test images were mistaken, the "

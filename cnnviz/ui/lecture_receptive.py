@@ -12,12 +12,12 @@ import PIL.Image
 from ..data import DatasetUnavailable, get_dataset_info
 from ..examples import test_example
 from ..images import resize_square
+from ..lecture.receptive import FieldBox, draw_fields, field_box, fields_by_depth, spatial_rows
+from ..lecture.summary import LayerRow
 from ..models import get_model, get_model_info, list_models, model_input_size
-from ..receptive import FieldBox, draw_fields, field_box, fields_by_depth, spatial_rows
-from ..summary import LayerRow
+from ..render.lecture_pictures import clipped, draw_scale, outline_unit
 from .architecture_tab import model_choices, web_datasets
 from .common import SessionWorkspace, Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
-from .lecture_pictures import clipped, draw_scale, outline_unit
 from .lecture_plots import clear_plots_on
 
 NOTE = ("**What am I looking at?** One number deep inside the network depends only on a patch of the input: its "

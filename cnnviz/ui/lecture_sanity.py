@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import gradio as gr
 import PIL.Image
 
-from ..drilldown import model_inputs, trained_dataset
+from ..explain.predict import predict_tensor
+from ..explain.sanity import sanity_check
 from ..images import model_view, to_model_input
-from ..predict import predict_tensor
-from ..sanity import sanity_check
+from ..lecture.drilldown import model_inputs, trained_dataset
+from ..render.lecture_pictures import sanity_frame, sanity_grid
 from .common import SessionWorkspace, Shared, checkpoint_dropdown, guarded, load_model, note, refreshed_dropdown
-from .lecture_pictures import sanity_frame, sanity_grid
 from .picker import example_loader, image_picker, random_test_image
 from .uploads import SafeImage
 

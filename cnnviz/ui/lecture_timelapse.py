@@ -10,14 +10,14 @@ from pathlib import Path
 import gradio as gr
 import PIL.Image
 
-from ..render import confusion_figure, figure_to_image
-from ..runs import RunRecord, load_replay
-from ..timelapse import FILE as TIMELAPSE_FILE
-from ..timelapse import Timelapse, load_timelapse, render_frame, timelapse_gif
-from ..workspace import Workspace, WorkspaceError
+from ..lecture.timelapse import FILE as TIMELAPSE_FILE
+from ..lecture.timelapse import Timelapse, load_timelapse, render_frame, timelapse_gif
+from ..render.figures import confusion_figure, figure_to_image
+from ..render.lecture_pictures import history_frames
+from ..store.run_reader import RunRecord, load_replay
+from ..store.workspace import Workspace, WorkspaceError
 from .common import SessionWorkspace, Shared, guarded, note, share_run, user_error
 from .gradio_fixes import atomic_write
-from .lecture_pictures import history_frames
 from .lecture_plots import clear_plots_on
 
 NOTE = ("**What am I looking at?** A recording of one training run. The same test images were explained after every "

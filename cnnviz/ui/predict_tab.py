@@ -6,10 +6,10 @@ import time
 import gradio as gr
 import PIL.Image
 
-from ..checkpoints import LoadedModel, describe
 from ..drawing import drawing_to_image
+from ..explain.predict import predict_image
 from ..images import ImageError, model_view
-from ..predict import predict_image
+from ..store.checkpoints import LoadedModel, describe
 from .common import SessionWorkspace, Shared, guarded, load_model, note
 from .picker import example_loader, image_picker, random_test_image
 from .uploads import SafeSketchpad

@@ -6,23 +6,15 @@ from dataclasses import replace
 import gradio as gr
 import torch
 
-from ..config import OPTIMIZERS, SCHEDULES, Limits, TrainConfig, validate
 from ..data import availability, get_dataset_info
-from ..events import Failed, Finished
 from ..models import get_model_info, list_models
-from ..presets import PRESETS
+from ..train.config import OPTIMIZERS, SCHEDULES, Limits, TrainConfig, validate
+from ..train.events import Failed, Finished
+from ..train.presets import PRESETS
+from ..train.session import PlotFeed, TrainSession, Worker
 from .architecture_tab import web_datasets
 from .common import SessionWorkspace, Shared, guarded, note, refreshed_dropdown, share_run, user_error
-from .train_view import (
-    checkpoint_name,
-    confusion_image,
-    download_copy,
-    idle_status,
-    per_class_frame,
-    result_markdown,
-    status_html,
-)
-from .training import PlotFeed, TrainSession, Worker
+from .train_view import checkpoint_name, confusion_image, download_copy, idle_status, per_class_frame, result_markdown, status_html
 
 NOTE = ("**What am I looking at?** Training a network from scratch. The curves grow as it learns: *train* points are "
         "averages over the last few batches, *test* points are measured on held-out images after every epoch. "

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 
-from ..events import Failed, Finished, Stopped
-from ..render import confusion_figure, figure_to_image
-from .training import Worker
+from ..render.figures import confusion_figure, figure_to_image
+from ..train.events import Failed, Finished, Stopped
+from ..train.session import Worker
 
 _DOWNLOADS: list[Path] = []  # one temp folder per process, made on first use (no work at import time)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..workspace import Workspace
+from ..store.workspace import Workspace
 from .common import SessionWorkspace, refreshed_dropdown
 
 STORAGE_KEY = "cnnviz-workspace"

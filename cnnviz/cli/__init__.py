@@ -1,0 +1,4 @@
+"""`python -m cnnviz ...`: parse flags, call the core, print."""
+from .main import main
+
+__all__ = ["main"]

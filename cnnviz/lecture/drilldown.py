@@ -1,0 +1,71 @@
+"""Confusion-matrix drill-down: which test images fall in cell (true A, predicted B), and Grad-CAM for A and B."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..data import Dataset, load_dataset
+from ..explain.gradcam import CamResult, grad_cam_batch
+from ..explain.hooks import model_lock
+from ..images import uint8_batch_to_input
+from ..store.checkpoints import LoadedModel
+
+
+@dataclass(frozen=True)
+class TestSetPredictions:
+    """Softmax outputs of a model over its dataset's whole test split."""
+
+    probs: np.ndarray  # float32 [N,K]
+    labels: np.ndarray  # int64 [N]
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+    def confusion(self) -> np.ndarray:
+        k = self.probs.shape[1]
+        return np.bincount(self.labels * k + self.predicted, minlength=k * k).reshape(k, k)
+
+    def cell(self, true: int, pred: int) -> np.ndarray:
+        """Test indices with label `true` predicted as `pred`, most confident mistakes first."""
+        idx = np.flatnonzero((self.labels == true) & (self.predicted == pred))
+        return idx[np.argsort(-self.probs[idx, pred], kind="stable")]
+
+
+def trained_dataset(loaded: LoadedModel) -> Dataset:
+    """The dataset a checkpoint was trained on, as it was configured (subset and seed included)."""
+    cfg = loaded.meta.config or {}
+    return load_dataset(loaded.meta.dataset, data_dir=cfg.get("data_dir"), subset=cfg.get("subset"),
+                        seed=int(cfg.get("seed", 0)), path=cfg.get("folder_path"))
+
+
+def model_inputs(images: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
+    """uint8 [N,C,H,W] -> normalised float input at the model's size."""
+    return uint8_batch_to_input(images, loaded.meta.spec)
+
+
+def predict_test_set(loaded: LoadedModel, batch: int = 500) -> TestSetPredictions:
+    """Run the model over its test split once (cached per checkpoint file and modification time)."""
+    return _predict_cached(str(loaded.path), loaded.path.stat().st_mtime_ns, loaded, batch)
+
+
+@lru_cache(maxsize=8)
+def _predict_cached(path: str, mtime: int, loaded: LoadedModel, batch: int) -> TestSetPredictions:
+    ds = trained_dataset(loaded)
+    probs = []
+    with model_lock(loaded.model), torch.inference_mode():
+        for i in range(0, len(ds.test), batch):
+            x = model_inputs(ds.test.images[i:i + batch], loaded)
+            probs.append(torch.softmax(loaded.model.eval()(x).float(), 1).numpy())
+    return TestSetPredictions(np.concatenate(probs), ds.test.labels.numpy())
+
+
+def cams_for_pair(loaded: LoadedModel, index: int, true: int, pred: int, layer: str | None = None) -> tuple[CamResult, CamResult]:
+    """Grad-CAM of test image `index` for the true class and for the predicted class, side by side."""
+    ds = trained_dataset(loaded)
+    x = model_inputs(ds.test.images[index:index + 1], loaded).repeat(2, 1, 1, 1)
+    a, b = grad_cam_batch(loaded.model, x, layer, [true, pred])
+    return a, b

@@ -1,0 +1,24 @@
+"""What lives on disk: checkpoints, run folders (written while training, read for replay), workspaces, paths.
+
+Names are exported lazily: importing this package imports none of its modules.
+"""
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "CheckpointError": ".checkpoints",
+    "CheckpointMeta": ".checkpoints",
+    "LoadedModel": ".checkpoints",
+    "load_checkpoint": ".checkpoints",
+    "save_checkpoint": ".checkpoints",
+    "list_checkpoints": ".checkpoints",
+    "RunLog": ".run_writer",
+    "RunRecord": ".run_reader",
+    "list_runs": ".run_reader",
+    "load_replay": ".run_reader",
+    "Workspace": ".workspace",
+    "WorkspaceError": ".workspace",
+    "checkpoints_dir": ".paths",
+    "runs_dir": ".paths",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,39 @@
+"""Training: configuration, presets, the engine (fit -> events), device-resident data, memory check, the run queue
+and the per-user run sessions behind the Train tab.
+
+Names are exported lazily: importing this package imports none of its modules.
+"""
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "TrainConfig": ".config",
+    "Limits": ".config",
+    "ConfigError": ".config",
+    "validate": ".config",
+    "config_problems": ".config",
+    "Preset": ".presets",
+    "PRESETS": ".presets",
+    "get_preset": ".presets",
+    "Event": ".events",
+    "RunStarted": ".events",
+    "Progress": ".events",
+    "EpochEnded": ".events",
+    "Paused": ".events",
+    "Resumed": ".events",
+    "Finished": ".events",
+    "Stopped": ".events",
+    "Failed": ".events",
+    "END_EVENTS": ".events",
+    "fit": ".engine",
+    "resolve_device": ".engine",
+    "DeviceData": ".device_data",
+    "MemoryTooSmall": ".memory",
+    "check_fits": ".memory",
+    "evaluate_checkpoint": ".evaluate",
+    "run_bench": ".bench",
+    "QueueFull": ".run_queue",
+    "RunQueue": ".run_queue",
+    "TrainSession": ".session",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,324 @@
+"""fit(): train a model and report progress as an iterator of events (the CLI, tests and UI share it)."""
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..data import DatasetUnavailable, load_dataset
+from ..images import InputSpec
+from ..lecture.timelapse import TimelapseRecorder
+from ..models import get_model, model_input_size
+from ..store.paths import runs_dir
+from ..store.run_writer import RunLog
+from .config import Limits, TrainConfig, validate
+from .device_data import DeviceData
+from .events import EpochEnded, Event, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
+from .memory import check_fits
+
+MAX_LOSS = 1000.0  # mean cross-entropy this large means p(correct) ~ e^-1000: the run has blown up
+NO_FLIP = {"mnist", "digits"}  # a mirrored digit is another symbol; garments, CIFAR and shapes survive a flip
+EVAL_BATCH = 1000
+
+
+class Divergence(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is an error with a fix."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available here; choose 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
+    """The optimiser and a per-step learning-rate schedule."""
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    elif cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+def xavier_init(model: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every conv and linear layer (d2l's AlexNet recipe)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, num_classes: int, criterion: nn.Module,
+             autocast, batch: int = EVAL_BATCH) -> tuple[float, float, torch.Tensor]:
+    """Loss, accuracy and confusion matrix [true, predicted] over a whole split, `batch` images at a time."""
+    model.eval()
+    loss_sum = torch.zeros((), device=data.labels.device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=data.labels.device)
+    for start in range(0, len(data), batch):
+        idx = torch.arange(start, min(start + batch, len(data)), device=data.labels.device)
+        x, y = data.batch(idx)
+        with autocast():
+            out = model(x)
+        loss_sum += criterion(out.float(), y) * len(y)
+        confusion += torch.bincount(y * num_classes + out.argmax(1), minlength=num_classes * num_classes)
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    n = max(1, len(data))
+    return float(loss_sum) / n, float(confusion.diag().sum()) / n, confusion
+
+
+def new_run_id(cfg: TrainConfig) -> str:
+    """Sortable and unique: time, architecture, dataset, random suffix."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.arch}-{cfg.dataset}-{secrets.token_hex(2)}"
+
+
+def fit(cfg: TrainConfig, *, stop: threading.Event | None = None, pause: threading.Event | None = None,
+        limits: Limits = Limits(), runs_root: Path | None = None, save: bool = True,
+        progress_every: float = 0.25, timelapse: int = 8, probe_image: torch.Tensor | None = None) -> Iterator[Event]:
+    """Train `cfg`, yielding RunStarted, Progress, EpochEnded ... and exactly one Finished/Stopped/Failed.
+
+    `stop`/`pause` are checked at every batch boundary. With `save`, the run folder also gets a learning
+    time-lapse of `timelapse` test images (plus `probe_image`, uint8 [C,H,W] at the dataset's size), recorded
+    at epoch 0 and after every epoch and saved each time (runs/<id>/timelapse.npz).
+    """
+    try:
+        validate(cfg, limits)
+        run = _Run(cfg, stop or threading.Event(), pause or threading.Event(), runs_root or runs_dir(), save,
+                   progress_every, timelapse, probe_image)
+    except (ValueError, DatasetUnavailable) as exc:
+        yield Failed(message=str(exc))
+        return
+    yield from run.events()
+
+
+class _Run:
+    """State of one training run; `events()` drives it."""
+
+    def __init__(self, cfg, stop, pause, runs_root, save, progress_every, timelapse, probe_image):
+        self.cfg, self.stop, self.pause, self.save = cfg, stop, pause, save
+        self.progress_every = progress_every
+        self.device = resolve_device(cfg.device)
+        ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, subset=cfg.subset, seed=cfg.seed, path=cfg.folder_path)
+        self.info = ds.info
+        self.size = cfg.input_size or model_input_size(cfg.arch, ds.info.size)
+        cuda = self.device.type == "cuda"
+        self.train_data = DeviceData(ds.train, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cuda)
+        self.test_data = DeviceData(ds.test, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cuda)
+        torch.manual_seed(cfg.seed)  # same seed, same device, same settings -> same run
+        self.model = get_model(cfg.arch, ds.info.channels, ds.info.num_classes, self.size, **cfg.arch_kwargs)
+        if cfg.init == "xavier":
+            xavier_init(self.model)
+        self.model.to(self.device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        self.batch_size = min(cfg.batch_size, len(self.train_data))
+        # Before any batch: an absurd batch size is refused with advice (on a CPU the OOM killer ends the server).
+        largest = check_fits(self.model, ds.info.channels, self.size, self.batch_size, cfg.optimizer, self.device)
+        self.eval_batch = EVAL_BATCH if largest is None else max(self.batch_size, min(EVAL_BATCH, largest))
+        self.steps_per_epoch = len(self.train_data) // self.batch_size  # drop_last: fixed batch shapes
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.opt, self.sched = make_optimizer(cfg, self.model, self.total_steps)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.run_id = new_run_id(cfg)
+        self.log, self.save_warning = None, None
+        if save:
+            try:
+                self.log = RunLog(Path(runs_root) / self.run_id, cfg, ds.info, self.size)
+            except OSError as exc:  # read-only or full disk: train anyway, say so at the end
+                self.save_warning = f"nothing was saved because the runs folder is not writable ({exc}); set CNNVIZ_RUNS"
+        self.recorder = None
+        if self.log and timelapse > 0:
+            spec = InputSpec(ds.info.channels, self.size, tuple(ds.info.mean), tuple(ds.info.std))
+            self.recorder = TimelapseRecorder(ds.test, spec, ds.info.class_names, k=timelapse, seed=cfg.seed, arch=cfg.arch,
+                                              extra=probe_image)
+        self.step, self.epoch, self.started = 0, 0, time.perf_counter()
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+
+    def autocast(self):
+        """bf16 autocast on CUDA; a no-op context on the CPU (bf16 on CPU is slower for these nets)."""
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def started_event(self) -> RunStarted:
+        return RunStarted(
+            run_id=self.run_id, run_dir=str(self.log.dir) if self.log else "", config=self.cfg.to_dict(),
+            device=str(self.device), num_train=len(self.train_data), num_test=len(self.test_data), input_size=self.size,
+            batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+            params=sum(p.numel() for p in self.model.parameters()), class_names=tuple(self.info.class_names))
+
+    def events(self) -> Iterator[Event]:
+        """Run the epochs; translate stop, divergence and out-of-memory into end events."""
+        yield self.started_event()
+        try:
+            self.call_hook(0)
+            for epoch in range(1, self.cfg.epochs + 1):
+                self.epoch = epoch
+                yield from self.train_epoch()
+                if self.stop.is_set():
+                    yield self.stopped()
+                    return
+                yield self.end_epoch()
+            yield self.finished()
+        except Divergence as exc:
+            yield Failed(message=str(exc), epoch=self.epoch, step=self.step, run_id=self.run_id)
+        except torch.OutOfMemoryError:
+            yield self.out_of_memory()
+        finally:
+            self.release()
+
+    def call_hook(self, epoch: int) -> None:
+        """Record the time-lapse frame for `epoch` (model in eval mode) and save it with the run."""
+        if self.recorder is not None:
+            self.model.eval()
+            self.recorder.record(self.model, epoch)
+            try:
+                self.recorder.save(self.log.dir)
+            except OSError:
+                pass  # a full disk must not end the run; the checkpoint save reports it
+
+    def train_epoch(self) -> Iterator[Event]:
+        """One pass over the training split; Progress every `progress_every` seconds."""
+        self.model.train()
+        flip = self.cfg.augment and self.cfg.dataset not in NO_FLIP
+        perm = torch.randperm(len(self.train_data), device=self.device, generator=self.gen)
+        # Device accumulators [loss sum, correct, seen] for the report window and the epoch: no host sync per step,
+        # and the epoch's numbers do not depend on when reports happened (same seed -> same curve).
+        window = torch.zeros(3, device=self.device, dtype=torch.float64)
+        self.epoch_sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+        last_report, self.epoch_train_seconds = time.perf_counter(), 0.0
+        for batch in range(self.steps_per_epoch):
+            if self.pause.is_set() and not self.stop.is_set():
+                yield from self.wait_while_paused()
+            if self.stop.is_set():
+                return
+            t0 = time.perf_counter()
+            idx = perm[batch * self.batch_size:(batch + 1) * self.batch_size]
+            x, y = self.train_data.batch(idx, augment=self.cfg.augment, flip=flip, generator=self.gen)
+            loss, out = self.train_step(x, y)
+            sums = torch.stack([loss.detach().double() * len(y), (out.argmax(1) == y).sum().double(),
+                                torch.tensor(float(len(y)), device=self.device, dtype=torch.float64)])
+            window += sums
+            self.epoch_sums += sums
+            self.step += 1
+            self.epoch_train_seconds += time.perf_counter() - t0
+            if time.perf_counter() - last_report >= self.progress_every or batch == self.steps_per_epoch - 1:
+                yield self.progress(batch + 1, window)
+                window.zero_()
+                last_report = time.perf_counter()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast():
+            out = self.model(x)
+            loss = self.criterion(out.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss, out
+
+    def progress(self, batch: int, window: torch.Tensor) -> Progress:
+        """Read the window's accumulators (the only host sync) and check the loss is still finite."""
+        loss_sum, right, seen = window.tolist()
+        loss = loss_sum / max(1.0, seen)
+        if not math.isfinite(loss) or loss > MAX_LOSS:
+            raise Divergence(
+                f"the loss became {loss:.4g} in epoch {self.epoch} (step {self.step}): training diverged. "
+                f"Lower the learning rate (now {self.cfg.lr:g}, try {self.cfg.lr / 10:g}), or use Adam, or add batch norm."
+            )
+        ips = self.step * self.batch_size / max(1e-9, self.train_seconds_total())
+        eta = (self.total_steps - self.step) * self.batch_size / max(ips, 1e-9)
+        return Progress(step=self.step, epoch=self.epoch, batch=batch, steps_per_epoch=self.steps_per_epoch,
+                        loss=loss, acc=right / max(1.0, seen), images_per_sec=ips, eta_seconds=eta,
+                        lr=self.sched.get_last_lr()[0])
+
+    def train_seconds_total(self) -> float:
+        return getattr(self, "_done_train_seconds", 0.0) + self.epoch_train_seconds
+
+    def wait_while_paused(self) -> Iterator[Event]:
+        """Block at a batch boundary; yield a Paused heartbeat twice a second so a UI can notice disconnects."""
+        yield Paused(step=self.step, epoch=self.epoch)
+        while self.pause.is_set() and not self.stop.is_set():
+            if self.stop.wait(0.5):
+                break
+            yield Paused(step=self.step, epoch=self.epoch)
+        yield Resumed(step=self.step, epoch=self.epoch)
+
+    def end_epoch(self) -> EpochEnded:
+        t0 = time.perf_counter()
+        val_loss, val_acc, self.confusion = evaluate(self.model, self.test_data, self.info.num_classes, self.criterion,
+                                                     self.autocast, self.eval_batch)
+        if not math.isfinite(val_loss):
+            raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: lower the learning rate")
+        self._done_train_seconds = self.train_seconds_total()
+        self.call_hook(self.epoch)
+        loss_sum, right, seen = self.epoch_sums.tolist()
+        ev = EpochEnded(
+            epoch=self.epoch, step=self.step, train_loss=loss_sum / max(1.0, seen), train_acc=right / max(1.0, seen),
+            val_loss=val_loss, val_acc=val_acc, lr=self.sched.get_last_lr()[0], train_seconds=self.epoch_train_seconds,
+            epoch_seconds=self.epoch_train_seconds + time.perf_counter() - t0,
+            images_per_sec=seen / max(1e-9, self.epoch_train_seconds))
+        self.epoch_train_seconds = 0.0
+        if self.log:
+            self.log.epoch(ev)
+        self.last_epoch = ev
+        return ev
+
+    def finished(self) -> Finished:
+        confusion = self.confusion
+        per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
+        path, warning = self.save_model(final=True)
+        return Finished(
+            run_id=self.run_id, checkpoint=path, test_loss=self.last_epoch.val_loss, test_acc=self.last_epoch.val_acc,
+            confusion=tuple(tuple(int(v) for v in row) for row in confusion.tolist()), per_class_acc=tuple(per_class),
+            seconds=time.perf_counter() - self.started, warning=warning)
+
+    def stopped(self) -> Stopped:
+        path, warning = self.save_model(final=False) if self.epoch > 1 or self.step > 0 else (None, None)
+        msg = f"stopped by the user in epoch {self.epoch} after {self.step} steps"
+        return Stopped(run_id=self.run_id, epoch=self.epoch, step=self.step, checkpoint=path,
+                       message=msg + (f"; {warning}" if warning else ""))
+
+    def save_model(self, final: bool) -> tuple[str | None, str | None]:
+        """Save into the run folder; a full or read-only disk becomes a warning, not a lost result."""
+        if not self.log:
+            return None, self.save_warning
+        try:
+            metrics = {}
+            if final:
+                metrics = {"test_acc": self.last_epoch.val_acc, "test_loss": self.last_epoch.val_loss,
+                           "confusion": self.confusion.tolist()}
+            return str(self.log.save_model(self.model, metrics, final)), None
+        except (OSError, ValueError) as exc:
+            return None, f"the checkpoint could not be saved ({exc}); results above are still valid"
+
+    def out_of_memory(self) -> Failed:
+        self.release()
+        return Failed(message=f"the GPU ran out of memory at batch size {self.batch_size}; try {max(1, self.batch_size // 2)} "
+                      "or a smaller model/input size", epoch=self.epoch, step=self.step, run_id=self.run_id)
+
+    def release(self) -> None:
+        """Drop device tensors so the next run gets the memory (matters on a shared GPU)."""
+        for name in ("model", "opt", "train_data", "test_data"):
+            if hasattr(self, name) and self.device.type == "cuda":
+                delattr(self, name)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

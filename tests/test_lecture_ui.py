@@ -28,9 +28,8 @@ from cnnviz.store.paths import REPO_DIR  # noqa: E402
 from cnnviz.train.config import Limits, TrainConfig  # noqa: E402
 from cnnviz.train.engine import fit  # noqa: E402
 from cnnviz.train.events import Finished  # noqa: E402
-from cnnviz.ui.common import SessionWorkspace, Shared, checkpoint_dropdown  # noqa: E402
 from cnnviz.ui.lecture import build_lecture_tabs  # noqa: E402
-from cnnviz.ui.uploads import SafeImage  # noqa: E402
+from cnnviz.ui.shared import create_shared  # noqa: E402
 
 SHIPPED = ("lenet5-digits", "tinyvgg-shapes", "lenet5-fashion-mnist")
 API_NAMES = {"timelapse_frame", "timelapse_gif", "replay", "confusion", "drilldown_cell", "drilldown_cams", "compare",
@@ -46,10 +45,7 @@ def _free_port() -> int:
 def _build() -> gr.Blocks:
     """The lecture tabs alone, with a Shared made the way build_demo makes it."""
     with gr.Blocks(analytics_enabled=False) as demo:
-        shared = Shared(limits=Limits(), workspace=gr.State(SessionWorkspace()),
-                        predict_checkpoint=checkpoint_dropdown(render=False),
-                        explain_checkpoint=checkpoint_dropdown(render=False),
-                        explain_image=SafeImage(type="pil", format="png", render=False))
+        shared = create_shared(Limits())
         with gr.Tabs():
             build_lecture_tabs(shared)
     return demo

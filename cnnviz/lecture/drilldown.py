@@ -9,7 +9,7 @@ import torch
 
 from ..data import Dataset, load_dataset
 from ..explain.gradcam import CamResult, grad_cam_batch
-from ..explain.hooks import model_lock
+from ..explain.predict import probabilities
 from ..images import uint8_batch_to_input
 from ..store.checkpoints import LoadedModel
 
@@ -55,13 +55,10 @@ def predict_test_set(loaded: LoadedModel, batch: int = 500) -> TestSetPrediction
 @lru_cache(maxsize=8)
 def _predict_cached(path: str, mtime: int, loaded: LoadedModel, batch: int) -> TestSetPredictions:
     ds = trained_dataset(loaded)
-    probs = []
-    with model_lock(loaded.model), torch.inference_mode():
-        for i in range(0, len(ds.test), batch):
-            x = model_inputs(ds.test.images[i:i + batch], loaded)
-            probs.append(torch.softmax(loaded.model.eval()(x).float(), 1).numpy())
+    # Converted a chunk at a time: the whole split at the model's input size can be gigabytes (AlexNet at 96 px).
+    probs = [probabilities(loaded.model, model_inputs(ds.test.images[i:i + batch], loaded), batch)
+             for i in range(0, len(ds.test), batch)]
     return TestSetPredictions(np.concatenate(probs), ds.test.labels.numpy())
-
 
 def cams_for_pair(loaded: LoadedModel, index: int, true: int, pred: int, layer: str | None = None) -> tuple[CamResult, CamResult]:
     """Grad-CAM of test image `index` for the true class and for the predicted class, side by side."""

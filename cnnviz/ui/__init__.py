@@ -21,8 +21,7 @@ import gradio as gr  # noqa: E402
 
 from ..train.config import Limits  # noqa: E402
 from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab, train_tab  # noqa: E402
-from .common import SessionWorkspace, Shared, checkpoint_dropdown  # noqa: E402
-from .uploads import SafeImage  # noqa: E402
+from .shared import create_shared  # noqa: E402
 from .workspaces import browser_token, claim_workspace  # noqa: E402
 
 gradio_fixes.install()
@@ -81,12 +80,7 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         # Written by more than one tab, so made first and rendered by the tab that shows them.
-        shared = Shared(limits=limits, workspace=gr.State(SessionWorkspace()),
-                        predict_checkpoint=checkpoint_dropdown(render=False, elem_id="predict-checkpoint"),
-                        explain_checkpoint=checkpoint_dropdown(render=False, elem_id="explain-checkpoint"),
-                        explain_image=SafeImage(type="pil", format="png", height=300, render=False,
-                                                sources=["upload", "clipboard"], label="Image (from the Predict tab)",
-                                                elem_classes=["pixelated", "upscale"], elem_id="explain-image"))
+        shared = create_shared(limits)
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture_tab.build(shared)

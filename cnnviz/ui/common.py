@@ -1,5 +1,4 @@
-"""Shared UI plumbing: turning errors into messages, each session's workspace and checkpoint menu, and a small cache
-of loaded models."""
+"""Shared UI plumbing: turning errors into messages, each session's workspace and its checkpoint menus."""
 from __future__ import annotations
 
 import functools
@@ -7,11 +6,8 @@ import html
 import inspect
 import logging
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
@@ -20,17 +16,17 @@ from ..explain.hooks import LayerError
 from ..explain.layers import ExplainError
 from ..images import ImageError
 from ..models import WeightsUnavailable, get_model_info
-from ..store.checkpoints import CheckpointEntry, CheckpointError, LoadedModel, load_checkpoint
+from ..store.checkpoints import CheckpointEntry, CheckpointError, LoadedModel
+from ..store.model_cache import ModelCache
 from ..store.workspace import Workspace, WorkspaceError
 from ..train.config import ConfigError, Limits
-from ..train.run_queue import QueueFull
+from ..train.run_queue import QueueFull, RunQueue
 
 log = logging.getLogger("cnnviz.ui")
 
 # Errors whose message was written for the user; anything else is a bug and gets a generic message.
 USER_ERRORS = (ConfigError, CheckpointError, ImageError, ExplainError, LayerError, DatasetUnavailable, WeightsUnavailable,
                QueueFull, WorkspaceError)
-MODEL_CACHE_SIZE = 4
 
 
 def user_error(message: str, title: str = "Cannot do that") -> gr.Error:
@@ -79,11 +75,13 @@ class SessionWorkspace:
     """gr.State value: whose runs this browser session sees. A new session (a page or an API client) starts with a fresh
     private workspace; the page load then claims the browser's own or the login's (ui/workspaces.py)."""
 
-    def __init__(self, workspace: Workspace | None = None) -> None:
+    def __init__(self, models: ModelCache, workspace: Workspace | None = None) -> None:
+        self.models = models  # the server's, shared by every session
         self.workspace = workspace or Workspace.new()
 
     def __deepcopy__(self, memo: dict) -> SessionWorkspace:
-        return SessionWorkspace()  # gr.State copies its initial value per session: every session gets its own key
+        # gr.State copies its initial value per session: every session gets its own key, all share the model cache.
+        return SessionWorkspace(self.models)
 
 
 @dataclass
@@ -91,6 +89,7 @@ class Shared:
     """Components more than one tab uses, created before the tabs (render=False) and rendered by their owner."""
 
     limits: Limits
+    train_queue: RunQueue  # the server's training queue (one run trains at a time)
     workspace: gr.State  # of SessionWorkspace
     predict_checkpoint: gr.Dropdown
     explain_checkpoint: gr.Dropdown
@@ -146,44 +145,9 @@ def refreshed_dropdown(ws: SessionWorkspace, value: str | None = None) -> gr.Dro
     return gr.Dropdown(choices=choices, value=value if value in names else default_checkpoint(choices))
 
 
-class ModelCache:
-    """LRU of LoadedModel keyed by (path, mtime, size): a re-saved file is reloaded; models are only read from disk,
-    so a prediction never sees the weights of a run that is still training."""
-
-    def __init__(self, size: int = MODEL_CACHE_SIZE):
-        self.size = size
-        self._items: OrderedDict[tuple, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, path: Path) -> LoadedModel:
-        st = path.stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        loaded = load_checkpoint(path)  # outside the lock: loading a big model must not block other look-ups
-        with self._lock:
-            self._items[key] = loaded
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return loaded
-
-
-MODELS = ModelCache()
-
-
 def load_model(name: str | None, ws: SessionWorkspace) -> LoadedModel:
-    """The checkpoint called `name`, if this session may see it (never a path from the request)."""
-    if not name:
-        raise CheckpointError("choose a checkpoint first (train one in the Train tab, or pick a shipped one)")
-    path = ws.workspace.find_checkpoint(str(name))
-    if path is None:
-        raise CheckpointError(f"no checkpoint called {name!r}; refresh the page to see the current list")
-    try:
-        return MODELS.get(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {name!r} was removed from disk") from None
+    """The checkpoint called `name`, if this session may see it, from the server's model cache."""
+    return ws.models.open(ws.workspace, name)
 
 
 @guarded

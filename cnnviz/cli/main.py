@@ -69,16 +69,17 @@ def cmd_summary(args) -> int:
 
     from ..data import get_dataset_info
     from ..lecture.summary import summarize
-    from ..models import get_model, get_model_info, model_input_size
+    from ..models import get_model, get_model_info, input_shape
 
     info = get_dataset_info(args.dataset)
-    size = args.input_size or model_input_size(args.model, info.size)
-    model = get_model(args.model, info.channels, info.num_classes, size)
-    s = summarize(model, (info.channels, size, size))
+    shape = input_shape(args.model, args.dataset, args.input_size)
+    size = shape.size
+    model = get_model(args.model, shape.channels, shape.num_classes, size)
+    s = summarize(model, (shape.channels, size, size))
     if args.json:
         print(json.dumps({"rows": [asdict(r) for r in s.rows], "total_params": s.total_params, "total_flops": s.total_flops}))
     else:
-        print(f"{get_model_info(args.model).title} on {info.title}: input {info.channels}x{size}x{size}")
+        print(f"{get_model_info(args.model).title} on {info.title}: input {shape.channels}x{size}x{size}")
         print(s.table())
     return 0
 

@@ -71,3 +71,23 @@ def get_model(name: str, in_channels: int = 3, num_classes: int = 10, input_size
     if size < info.min_size:
         raise ValueError(f"{name} needs inputs of at least {info.min_size} px, got {size}")
     return info.builder(in_channels=in_channels, num_classes=num_classes, input_size=size, **kwargs)
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """What a model built for a dataset takes and returns: channels, square side, classes."""
+
+    channels: int
+    size: int
+    num_classes: int
+
+
+def input_shape(arch: str, dataset: str, input_size: int | None = None) -> InputShape:
+    """The one rule for (architecture, dataset) -> model shape: ImageNet models as published (3x224, 1000 classes),
+    others with the dataset's channels and classes at `input_size`, else the model's native size, else the dataset's."""
+    from ..data import get_dataset_info  # late: the model zoo does not need the data registry to build a model
+
+    if get_model_info(arch).imagenet:
+        return InputShape(3, input_size or 224, 1000)
+    d = get_dataset_info(dataset)
+    return InputShape(d.channels, input_size or model_input_size(arch, d.size), d.num_classes)

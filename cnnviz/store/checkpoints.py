@@ -71,7 +71,13 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        return self.path.stem if self.path.name != "model.pt" else self.path.parent.name
+        return checkpoint_name(self.path)
+
+
+def checkpoint_name(path: str | os.PathLike) -> str:
+    """The name a checkpoint goes by in menus: checkpoints/<name>.pt -> name, runs/.../<run id>/model.pt -> run id."""
+    p = Path(path)
+    return p.parent.name if p.name == "model.pt" else p.stem
 
 
 def safe_name(name: str) -> str:
@@ -222,8 +228,7 @@ def list_checkpoints(run_roots: Iterable[Path] | None = None) -> list[Checkpoint
             meta = _parse_meta(_read(path, mmap=True).get("meta"), path.name)  # mmap: weights stay on disk
         except CheckpointError:
             continue
-        name = path.stem if path.name != "model.pt" else path.parent.name
-        entries.append(CheckpointEntry(name, path, meta.arch, meta.dataset, meta.metrics.get("test_acc"), meta.created,
+        entries.append(CheckpointEntry(checkpoint_name(path), path, meta.arch, meta.dataset, meta.metrics.get("test_acc"), meta.created,
                                        shipped=path.parent == checkpoints_dir()))
     entries.sort(key=lambda e: e.created, reverse=True)
     return sorted(entries, key=lambda e: not e.shipped)  # stable: shipped first, each group newest first
@@ -237,4 +242,4 @@ def describe(meta: CheckpointMeta) -> str:
 
 
 __all__ = ["CheckpointError", "CheckpointMeta", "LoadedModel", "CheckpointEntry", "build_meta", "save_checkpoint",
-           "load_checkpoint", "list_checkpoints", "checkpoint_path", "safe_name", "resolve_checkpoint", "describe"]
+           "load_checkpoint", "list_checkpoints", "checkpoint_path", "checkpoint_name", "safe_name", "resolve_checkpoint", "describe"]

@@ -12,6 +12,7 @@ import pandas as pd
 import PIL.Image
 
 from ..render.figures import confusion_figure, figure_to_image
+from ..store.checkpoints import checkpoint_name as store_checkpoint_name
 from ..train.events import Failed, Finished, Stopped
 from ..train.session import Worker
 
@@ -65,11 +66,8 @@ def time_since(w: Worker) -> float:
 
 
 def checkpoint_name(path: str | None) -> str | None:
-    """Menu name of a saved run: runs/<run_id>/model.pt -> run_id."""
-    if not path:
-        return None
-    p = Path(path)
-    return p.parent.name if p.name == "model.pt" else p.stem
+    """Menu name of a saved run (None when nothing was saved)."""
+    return store_checkpoint_name(path) if path else None
 
 
 def result_markdown(end) -> str:

@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("gradio")
 from gradio import processing_utils  # noqa: E402
 
-import cnnviz.ui  # noqa: E402, F401  (installs the fixes, as the app does)
 from cnnviz.ui import gradio_fixes  # noqa: E402
+
+gradio_fixes.install()  # as build_demo does
 
 
 def picture() -> PIL.Image.Image:

@@ -24,7 +24,9 @@ from gradio.utils import get_upload_folder  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from test_api import CHECKPOINT, CKPT, DOWNLOAD, REPO, TRAIN, running_app  # noqa: E402  (pytest puts tests/ on sys.path)
 
-import cnnviz.ui  # noqa: E402, F401  (gives this process its private upload folder, as the app does)
+from cnnviz.ui import private_upload_folder  # noqa: E402
+
+private_upload_folder()  # this process's private upload folder, as build_demo makes it
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 DIGIT = REPO / "assets" / "examples" / "digits_7.png"

@@ -8,14 +8,10 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no version check, no telemetry
-# Gradio serves every file in its upload folder, not only the ones this app returned, and that folder defaults to
-# /tmp/gradio, shared by every Gradio app on the machine. A private folder (mode 0700, removed at exit) keeps what
-# other programs and users leave there off this server.
-if "GRADIO_TEMP_DIR" not in os.environ:
-    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="cnnviz-gradio-")
-    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
+# An environment default, not work: it must be in place before gradio is first imported (no version check, no telemetry).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
@@ -24,7 +20,6 @@ from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab,
 from .shared import create_shared  # noqa: E402
 from .workspaces import browser_token, claim_workspace  # noqa: E402
 
-gradio_fixes.install()
 TITLE = "cnnviz: see how convolutional networks learn"
 MAX_UPLOAD_MB = 10
 # Gradio's queue loop wakes every 1 ms while idle (queueing.Queue.sleep_when_free): ~6% of a core and constant GIL
@@ -74,9 +69,24 @@ def theme() -> gr.themes.Base:
                              primary_hue="blue")
 
 
+def private_upload_folder() -> Path:
+    """Give this process its own Gradio upload folder (mode 0700, removed at exit) unless GRADIO_TEMP_DIR is set.
+
+    Gradio serves every file in its upload folder, not only the ones this app returned, and that folder defaults to
+    /tmp/gradio, shared by every Gradio app on the machine. Components read the folder when they are built, so this runs
+    before any component (build_demo calls it); calling it again changes nothing.
+    """
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="cnnviz-gradio-")
+        atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
+    return Path(os.environ["GRADIO_TEMP_DIR"])
+
+
 def build_demo(limits: Limits | None = None) -> gr.Blocks:
     """The whole app (not launched): Architecture, Train, Predict and Explain tabs, then the lecture tabs."""
     limits = limits or Limits()
+    private_upload_folder()
+    gradio_fixes.install()
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         # Written by more than one tab, so made first and rendered by the tab that shows them.
@@ -116,4 +126,4 @@ def launch_options(host: str = "127.0.0.1", port: int | None = None, share: bool
                 mcp_server=False, run_history=False, quiet=True)
 
 
-__all__ = ["CSS", "build_demo", "configure_queue", "launch_options", "theme"]
+__all__ = ["CSS", "build_demo", "configure_queue", "launch_options", "private_upload_folder", "theme"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -59,6 +59,20 @@ def restored_state(model: nn.Module, *, eval_mode: bool = True, freeze: bool = T
             m.training = flag
         for p, flag in requires.items():
             p.requires_grad_(flag)
+
+
+@contextmanager
+def forward_hooks(hooks: Iterable[tuple[nn.Module, Callable]], extra: list | None = None) -> Iterator[None]:
+    """Register forward hooks (module, fn) for the block and remove them afterwards, even when it raises. Handles that
+    the hooks themselves create (e.g. tensor hooks) can be put in `extra` and are removed too."""
+    handles = []
+    try:
+        for module, fn in hooks:
+            handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles + (extra if extra is not None else []):
+            handle.remove()
 
 
 @dataclass
@@ -129,15 +143,10 @@ def capture(model: nn.Module, layers: Sequence[str], *, gradients: bool = False,
     guard = model_lock(model) if lock else nullcontext()
     with guard, restored_state(model, eval_mode=eval_mode, freeze=freeze):
         captured = Captured(layers)
-        handles: list = []
         tensor_handles: list = []
-        try:
-            for name, module in modules.items():
-                handles.append(module.register_forward_hook(_forward_hook(captured, name, gradients, tensor_handles)))
+        hooks = [(module, _forward_hook(captured, name, gradients, tensor_handles)) for name, module in modules.items()]
+        with forward_hooks(hooks, extra=tensor_handles):
             yield captured
-        finally:
-            for handle in handles + tensor_handles:
-                handle.remove()
 
 
 def output_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
@@ -150,16 +159,9 @@ def output_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...
                 shapes[name] = tuple(output.shape)
         return hook
 
-    with model_lock(model), restored_state(model, eval_mode=True, freeze=False), torch.no_grad():
-        handles = []
-        try:
-            for name, module in model.named_modules():
-                if name:
-                    handles.append(module.register_forward_hook(make(name)))
-            model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+    hooks = [(module, make(name)) for name, module in model.named_modules() if name]
+    with model_lock(model), restored_state(model, eval_mode=True, freeze=False), torch.no_grad(), forward_hooks(hooks):
+        model(x)
     return shapes
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..explain.hooks import forward_hooks, restored_state
 from .config import ConfigError
 
 ACTIVATION_FACTOR = 2.5
@@ -47,16 +48,9 @@ def layer_output_elements(model: nn.Module, in_channels: int, size: int) -> int:
         total += output.numel() if isinstance(output, torch.Tensor) else 0
 
     device = next(model.parameters()).device
-    hooks = [m.register_forward_hook(count) for m in model.modules() if not any(True for _ in m.children())]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, size, size, device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    leaves = [(m, count) for m in model.modules() if not any(True for _ in m.children())]
+    with restored_state(model, eval_mode=True, freeze=False), torch.no_grad(), forward_hooks(leaves):
+        model(torch.zeros(1, in_channels, size, size, device=device))
     return total
 
 

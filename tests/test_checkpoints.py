@@ -109,6 +109,11 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(saved, workdirs, monk
     assert sorted(p.name for p in workdirs[0].iterdir()) == ["good.pt"]  # no temp files left
 
 
+def test_saved_checkpoints_are_readable_by_others(saved):
+    _, path = saved
+    assert path.stat().st_mode & 0o777 == 0o644  # shared with the lecture room, not private like a temp file
+
+
 def test_metadata_is_validated(workdirs):
     model = get_model("lenet5", 1, 10, 28)
     for bad, match in ((dict(arch="lenet9"), "unknown architecture"), (dict(mean=(0.1, 0.2)), "mean/std"),

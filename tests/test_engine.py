@@ -5,11 +5,13 @@ import time
 import pytest
 import torch
 
+from cnnviz.lecture.timelapse import load_timelapse
 from cnnviz.store.checkpoints import load_checkpoint
+from cnnviz.train.callbacks import Callback, TimelapseCallback
 from cnnviz.train.config import ConfigError, Limits, TrainConfig, validate
 from cnnviz.train.device_data import random_crop
-from cnnviz.train.engine import fit
-from cnnviz.train.evaluate import evaluate_checkpoint
+from cnnviz.train.engine import _callbacks, _Run, fit
+from cnnviz.train.evaluate import evaluate_checkpoint, per_class_accuracy
 from cnnviz.train.events import EpochEnded, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
 
 DIGITS = TrainConfig(arch="lenet5", dataset="digits", epochs=3, batch_size=64, optimizer="adam", lr=3e-3)
@@ -45,6 +47,11 @@ def test_run_folder_holds_config_metrics_and_a_loadable_checkpoint(workdirs):
     assert loaded.meta.arch == "lenet5" and len(loaded.meta.history) == 2
     # The saved weights give the accuracy the run reported (an independent evaluation pass).
     assert evaluate_checkpoint(loaded)["test_acc"] == pytest.approx(end.test_acc, abs=1e-9)
+    assert evaluate_checkpoint(loaded)["per_class_acc"] == pytest.approx(list(end.per_class_acc), abs=1e-6)
+    # No callbacks given: the default time-lapse, 8 probes at epochs 0, 1, 2.
+    t = load_timelapse(run_dir)
+    assert list(t.epochs) == [0, 1, 2] and len(t.labels) == 8
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "metrics.csv", "model.pt", "timelapse.npz"]
 
 
 def test_same_seed_same_curve_on_cpu():
@@ -126,3 +133,67 @@ def test_random_crop_is_a_shifted_window_of_the_padded_image():
     for i in range(16):
         windows = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) for w in windows)
+
+
+class Spy(Callback):
+    """Records when each hook runs, relative to the events the engine yields."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def on_run_start(self, run):
+        self.log.append(("start", run.epoch, run.model.training, run.run_dir is not None))
+
+    def on_epoch_end(self, run, epoch):
+        previous = run.last_epoch.epoch if run.last_epoch else None  # EpochEnded of this epoch is not made yet
+        self.log.append(("epoch_end", epoch, run.model.training, previous))
+
+
+def test_callbacks_run_in_order_at_start_and_after_each_validation(workdirs):
+    log = []
+    spy, lapse = Spy(log), TimelapseCallback(k=3)
+    for ev in fit(DIGITS.with_(epochs=2), runs_root=workdirs[1], callbacks=[spy, lapse]):
+        log.append(ev.kind)
+    hooks = [e for e in log if isinstance(e, tuple)]
+    assert hooks == [("start", 0, False, True), ("epoch_end", 1, False, None), ("epoch_end", 2, False, 1)]
+    # on_run_start comes right after RunStarted; on_epoch_end right before that epoch's EpochEnded.
+    assert log.index(hooks[0]) == 1 and log[log.index(hooks[1]) + 1] == "epoch_end"
+    (run_dir,) = workdirs[1].iterdir()
+    t = load_timelapse(run_dir)
+    assert list(t.epochs) == [0, 1, 2] and len(t.labels) == 3 and lapse.recorder.result().probs.shape == (3, 3, 10)
+
+
+def test_no_callbacks_means_no_timelapse_and_unsaved_runs_record_nothing(workdirs):
+    end = run_all(DIGITS.with_(epochs=1), runs_root=workdirs[1], callbacks=[])[-1]
+    assert isinstance(end, Finished)
+    assert sorted(p.name for p in (workdirs[1] / end.run_id).iterdir()) == ["config.json", "metrics.csv", "model.pt"]
+    lapse = TimelapseCallback(k=2)
+    assert isinstance(run_all(DIGITS.with_(epochs=1), save=False, callbacks=[lapse])[-1], Finished)
+    assert lapse.recorder is None  # no run folder: nothing to record into
+
+
+def test_the_old_timelapse_keywords_still_work_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="TimelapseCallback"):
+        (cb,) = _callbacks(None, 6, None)
+    assert isinstance(cb, TimelapseCallback) and cb.k == 6
+    with pytest.warns(DeprecationWarning):
+        assert _callbacks(None, 0, None) == []  # timelapse=0 meant none
+    with pytest.raises(TypeError, match="not both"):
+        fit(DIGITS, callbacks=[], timelapse=3)
+    with pytest.raises(ValueError, match=r"callbacks=\[\]"):
+        TimelapseCallback(k=0)
+
+
+def test_every_run_attribute_exists_from_the_start():
+    """_Run sets all its state in __init__: nothing appears later (a callback can rely on any RunState field)."""
+    run = _Run(DIGITS.with_(epochs=1), threading.Event(), threading.Event(), None, False, 0.25, [])
+    before = set(vars(run))
+    assert {"epoch_sums", "epoch_train_seconds", "done_train_seconds", "last_epoch", "confusion", "test_split",
+            "spec"} <= before
+    assert isinstance(list(run.events())[-1], Finished)
+    assert set(vars(run)) == before
+
+
+def test_per_class_accuracy_is_recall_per_true_class():
+    confusion = torch.tensor([[3, 1, 0], [0, 2, 2], [0, 0, 0]])
+    assert per_class_accuracy(confusion) == [0.75, 0.5, 0.0]  # a class without test images counts 0, not NaN

@@ -93,3 +93,82 @@ def test_abandoned_generator_releases_the_run(closing):
             gen.throw(KeyboardInterrupt)
     with pytest.raises(StopIteration):
         next(gen)
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_a_failing_atomic_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, error):
+    from cnnviz.store.atomic import atomic_write
+
+    path = atomic_write(tmp_path / "result.bin", b"old content")
+    assert oct(path.stat().st_mode & 0o777) == "0o644"  # readable by others, unlike mkstemp's 0600
+
+    def writer(f):
+        f.write(b"half of the new")
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(path, writer, durable=True)
+    assert path.read_bytes() == b"old content" and _leftovers(tmp_path) == []
+    atomic_write(path, lambda f: f.write(b"new content"), durable=True)
+    assert path.read_bytes() == b"new content" and _leftovers(tmp_path) == []
+
+
+def test_readers_see_the_old_or_the_new_content_never_a_mix(tmp_path):
+    import threading
+
+    from cnnviz.store.atomic import atomic_write
+
+    versions = (b"a" * 200_000, b"b" * 300_000)
+    path = atomic_write(tmp_path / "shared.bin", versions[0])
+    done, seen = threading.Event(), set()
+
+    def reader():
+        while not done.is_set():
+            seen.add(path.read_bytes())
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for i in range(60):
+        atomic_write(path, versions[i % 2])
+    done.set()
+    for t in readers:
+        t.join(10)
+    assert seen <= set(versions) and _leftovers(tmp_path) == []
+
+
+def test_atomic_copy_copies_whole_files(tmp_path):
+    from cnnviz.store.atomic import atomic_copy
+
+    src = tmp_path / "src.pt"
+    src.write_bytes(os.urandom(100_000))
+    dst = atomic_copy(src, tmp_path / "dst.pt")
+    assert dst.read_bytes() == src.read_bytes() and oct(dst.stat().st_mode & 0o777) == "0o644"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_failed_timelapse_save_leaves_the_previous_one_and_no_temp_file(tmp_path, monkeypatch):
+    import numpy as np
+
+    from cnnviz.data import load_dataset
+    from cnnviz.images import InputSpec
+    from cnnviz.lecture import timelapse
+
+    ds = load_dataset("digits")
+    spec = InputSpec(1, 16, tuple(ds.info.mean), tuple(ds.info.std))  # LeNet-5 sees the 8 px digits at 16 px
+    rec = timelapse.TimelapseRecorder(ds.test, spec, ds.info.class_names, k=2, arch="lenet5")
+    rec.record(get_model("lenet5", 1, 10, 16), 0)
+    before = rec.save(tmp_path).read_bytes()
+
+    def full(f, **arrays):
+        f.write(b"PK partial zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full)
+    with pytest.raises(OSError):
+        rec.save(tmp_path)
+    assert (tmp_path / timelapse.FILE).read_bytes() == before and _leftovers(tmp_path) == []

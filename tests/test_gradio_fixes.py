@@ -24,6 +24,12 @@ def test_the_app_uses_the_atomic_cache_write():
     assert processing_utils.save_pil_to_cache is gradio_fixes.save_pil_to_cache
 
 
+def test_the_cache_write_is_the_one_atomic_write_of_the_store():
+    from cnnviz.store import atomic
+
+    assert gradio_fixes.atomic_write is atomic.atomic_write
+
+
 def test_same_path_and_bytes_as_gradios_own(tmp_path):
     img = picture()
     ours = gradio_fixes.save_pil_to_cache(img, str(tmp_path / "a"), format="png")

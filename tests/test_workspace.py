@@ -53,6 +53,9 @@ def test_sharing_moves_the_run_where_everyone_sees_it(folders):
     run = train_into(ann)
     target = ann.share(run)
     assert target == folders / "runs" / run and (target / "model.pt").is_file()
+    # The whole run moves, and it holds only finished files (atomic writes leave no temp files behind).
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "metrics.csv", "model.pt", "timelapse.npz"]
+    assert {r.run_id: r.has_timelapse for r in bob.runs()}[run]
     assert run in names(bob.checkpoints()) and run in names(ann.checkpoints())
     assert not ann.owns(target)
     with pytest.raises(WorkspaceError, match="already shared"):

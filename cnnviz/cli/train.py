@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from ..store.atomic import atomic_copy
 from ..store.checkpoints import checkpoint_path
 from ..train.config import TrainConfig
 from ..train.engine import fit
@@ -27,6 +25,7 @@ _OPTIONS = {  # flag -> (config field, type)
 
 
 def add_parser(sub) -> None:
+    """The `train` subcommand and its flags."""
     t = sub.add_parser("train", help="train a model (a preset or explicit options)")
     t.add_argument("--preset", default=None, help="a named recipe; explicit options override its settings")
     for flag, (_, typ) in _OPTIONS.items():
@@ -46,18 +45,8 @@ def config_from_args(args) -> TrainConfig:
     return replace(cfg, **changes)
 
 
-def _copy_atomic(src: str, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args) -> int:
+    """Train, showing progress; 0 when finished, 1 when stopped, 2 on failure."""
     cfg = config_from_args(args)
     out = checkpoint_path(args.out) if args.out else None  # validate the name before training
     bar = None
@@ -89,7 +78,7 @@ def _finish(ev, out: Path | None, quiet: bool) -> int:
         return 2
     if ev.checkpoint and out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        _copy_atomic(ev.checkpoint, out)
+        atomic_copy(ev.checkpoint, out)  # checkpoints/ never holds half a file
     if not quiet:
         if isinstance(ev, Finished):
             print(f"test accuracy {ev.test_acc:.4f} in {ev.seconds:.1f} s", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..explain.layers import default_layer
 from ..explain.maps import filters
 from ..images import InputSpec, uint8_batch_to_input
 from ..render.pictures import colorize, overlay
+from ..store.atomic import atomic_write
 
 FILE = "timelapse.npz"
 
@@ -57,7 +57,9 @@ class Timelapse:
 
 
 class TimelapseRecorder:
-    """An engine `recorder`: `record(model, epoch)` at epoch 0 and after each epoch; `save(run_dir)`."""
+    """Records probes: `record(model, epoch)` at epoch 0 and after each epoch, then `save(run_dir)`.
+
+    The engine drives it through train.callbacks.TimelapseCallback (fit's default when saving a run)."""
 
     def __init__(self, split: Split, spec: InputSpec, class_names, k: int = 8, seed: int = 0, layer: str | None = None,
                  arch: str | None = None, extra: torch.Tensor | None = None):
@@ -75,6 +77,7 @@ class TimelapseRecorder:
         self.seconds = 0.0  # time spent recording, to report its cost against training time
 
     def inputs(self) -> torch.Tensor:
+        """The probes as model input [K,C,S,S] (normalised float)."""
         return uint8_batch_to_input(self.images, self.spec)
 
     def record(self, model: nn.Module, epoch: int) -> None:
@@ -90,19 +93,17 @@ class TimelapseRecorder:
         self.seconds += time.perf_counter() - t0
 
     def result(self) -> Timelapse:
+        """Everything recorded so far, as plain arrays."""
         return Timelapse(self.images.numpy(), self.labels, np.array(self.epochs), np.stack(self.probs), np.stack(self.cams),
                          np.stack(self.filters), self.class_names, self.layer or "")
 
     def save(self, run_dir: str | os.PathLike) -> Path:
         """Write run_dir/timelapse.npz atomically (no pickles inside: replay loads it with allow_pickle=False)."""
-        path = Path(run_dir) / FILE
         t = self.result()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, images=t.images, labels=t.labels, epochs=t.epochs, probs=t.probs, cams=t.cams,
-                                filters=t.filters, class_names=np.array(t.class_names), layer=np.array(t.layer))
-        os.replace(tmp, path)
-        return path
+        arrays = dict(images=t.images, labels=t.labels, epochs=t.epochs, probs=t.probs, cams=t.cams, filters=t.filters,
+                      class_names=np.array(t.class_names), layer=np.array(t.layer))
+        # Not durable: rewritten after every epoch, and a lost frame is not a lost result.
+        return atomic_write(Path(run_dir) / FILE, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_timelapse(run_dir: str | os.PathLike) -> Timelapse:

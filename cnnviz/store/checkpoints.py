@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ import torch.nn as nn
 
 from ..images import InputSpec
 from ..models import get_model, get_model_info, list_models
+from .atomic import atomic_write
 from .paths import checkpoints_dir, runs_dir
 
 FORMAT = "cnnviz-checkpoint"
@@ -104,23 +104,13 @@ def build_meta(**fields) -> CheckpointMeta:
 
 
 def save_checkpoint(model: nn.Module, meta: CheckpointMeta, path: str | os.PathLike) -> Path:
-    """Write atomically (temp file in the same folder + os.replace): a crash never leaves half a file."""
+    """Write atomically (store.atomic: temp file in the same folder + os.replace): a crash never leaves half a file."""
     path = Path(path)
     state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
     _check_finite(state)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, "meta": meta.to_dict(), "state_dict": state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    blob = {"format": FORMAT, "version": VERSION, "meta": meta.to_dict(), "state_dict": state}
+    return atomic_write(path, lambda f: torch.save(blob, f), durable=True)  # a result: fsynced
 
 
 def _check_finite(state: dict[str, torch.Tensor]) -> None:

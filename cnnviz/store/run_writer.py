@@ -11,6 +11,7 @@ import torch.nn as nn
 from ..data import DatasetInfo
 from ..train.config import TrainConfig
 from ..train.events import EpochEnded
+from .atomic import atomic_write
 from .checkpoints import build_meta, save_checkpoint
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "train_seconds", "epoch_seconds",
@@ -25,12 +26,14 @@ class RunLog:
         self.dir.mkdir(parents=True, exist_ok=False)
         self.cfg, self.info, self.input_size = cfg, info, input_size
         self.history: list[dict] = []
-        (self.dir / "config.json").write_text(json.dumps(
-            {"config": cfg.to_dict(), "input_size": input_size, "dataset": asdict(info)}, indent=2))
+        # Atomic: list_runs takes a folder with a config.json for a run, so that file is whole or absent.
+        atomic_write(self.dir / "config.json", json.dumps(
+            {"config": cfg.to_dict(), "input_size": input_size, "dataset": asdict(info)}, indent=2).encode())
         with open(self.dir / "metrics.csv", "w", newline="") as f:
             csv.writer(f).writerow(METRIC_FIELDS)
 
     def epoch(self, ev: EpochEnded) -> None:
+        """Append the epoch's row to metrics.csv (and keep it for the checkpoint's history)."""
         row = {k: getattr(ev, k) for k in METRIC_FIELDS}
         self.history.append(row)
         with open(self.dir / "metrics.csv", "a", newline="") as f:

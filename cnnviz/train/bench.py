@@ -75,11 +75,11 @@ def plain_loop(arch: str, dataset: str, batch_size: int, max_batches: int, devic
 
 
 def engine_rate(arch: str, dataset: str, batch_size: int, max_batches: int, device: str, progress_every: float) -> float:
-    """Images/s of cnnviz.engine.fit over one epoch of `max_batches` batches (training time only)."""
+    """Images/s of cnnviz.train.engine.fit over one epoch of `max_batches` batches (training time only)."""
     subset = None if dataset == "fashion-mnist" and max_batches * batch_size >= 60000 else batch_size * max_batches
     cfg = TrainConfig(arch=arch, dataset=dataset, subset=subset, epochs=1, batch_size=batch_size, optimizer="adam",
                       lr=1e-3, device=device)
-    for ev in fit(cfg, save=False, progress_every=progress_every):
+    for ev in fit(cfg, save=False, progress_every=progress_every, callbacks=[]):  # the engine alone
         if isinstance(ev, Failed):
             raise RuntimeError(ev.message)
         if isinstance(ev, EpochEnded):
@@ -110,6 +110,7 @@ def run_bench(quick: bool = False, device: str = "auto") -> list[dict]:
 
 
 def cmd_bench(args) -> int:
+    """`python -m cnnviz bench`: print the table (or JSON rows)."""
     rows = run_bench(quick=args.quick, device=args.device)
     if args.json:
         print(json.dumps(rows))

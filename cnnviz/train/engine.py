@@ -5,27 +5,29 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ..data import DatasetUnavailable, load_dataset
+from ..data import DatasetInfo, DatasetUnavailable, load_dataset
 from ..images import InputSpec
-from ..lecture.timelapse import TimelapseRecorder
-from ..models import get_model, model_input_size
+from ..models import model_input_size
 from ..store.paths import runs_dir
 from ..store.run_writer import RunLog
+from .callbacks import Callback, TimelapseCallback
 from .config import Limits, TrainConfig, validate
 from .device_data import DeviceData
+from .evaluate import EVAL_BATCH, evaluate, per_class_accuracy
 from .events import EpochEnded, Event, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
 from .memory import check_fits
+from .recipe import build_model, make_optimizer
 
 MAX_LOSS = 1000.0  # mean cross-entropy this large means p(correct) ~ e^-1000: the run has blown up
 NO_FLIP = {"mnist", "digits"}  # a mirrored digit is another symbol; garments, CIFAR and shapes survive a flip
-EVAL_BATCH = 1000
 
 
 class Divergence(RuntimeError):
@@ -41,50 +43,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
-    """The optimiser and a per-step learning-rate schedule."""
-    params = model.parameters()
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    elif cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    return opt, sched
-
-
-def xavier_init(model: nn.Module) -> None:
-    """Xavier-uniform weights and zero biases for every conv and linear layer (d2l's AlexNet recipe)."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, num_classes: int, criterion: nn.Module,
-             autocast, batch: int = EVAL_BATCH) -> tuple[float, float, torch.Tensor]:
-    """Loss, accuracy and confusion matrix [true, predicted] over a whole split, `batch` images at a time."""
-    model.eval()
-    loss_sum = torch.zeros((), device=data.labels.device)
-    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=data.labels.device)
-    for start in range(0, len(data), batch):
-        idx = torch.arange(start, min(start + batch, len(data)), device=data.labels.device)
-        x, y = data.batch(idx)
-        with autocast():
-            out = model(x)
-        loss_sum += criterion(out.float(), y) * len(y)
-        confusion += torch.bincount(y * num_classes + out.argmax(1), minlength=num_classes * num_classes)
-    confusion = confusion.view(num_classes, num_classes).cpu()
-    n = max(1, len(data))
-    return float(loss_sum) / n, float(confusion.diag().sum()) / n, confusion
+def open_run_log(run_dir: Path, cfg: TrainConfig, info: DatasetInfo, size: int) -> tuple[RunLog | None, str | None]:
+    """The run folder's writer, or None and a warning: a read-only or full disk must not stop the training."""
+    try:
+        return RunLog(run_dir, cfg, info, size), None
+    except OSError as exc:
+        return None, f"nothing was saved because the runs folder is not writable ({exc}); set CNNVIZ_RUNS"
 
 
 def new_run_id(cfg: TrainConfig) -> str:
@@ -93,18 +57,40 @@ def new_run_id(cfg: TrainConfig) -> str:
 
 
 def fit(cfg: TrainConfig, *, stop: threading.Event | None = None, pause: threading.Event | None = None,
-        limits: Limits = Limits(), runs_root: Path | None = None, save: bool = True,
-        progress_every: float = 0.25, timelapse: int = 8, probe_image: torch.Tensor | None = None) -> Iterator[Event]:
+        limits: Limits = Limits(), runs_root: Path | None = None, save: bool = True, progress_every: float = 0.25,
+        callbacks: Sequence[Callback] | None = None, timelapse: int | None = None,
+        probe_image: torch.Tensor | None = None) -> Iterator[Event]:
     """Train `cfg`, yielding RunStarted, Progress, EpochEnded ... and exactly one Finished/Stopped/Failed.
 
-    `stop`/`pause` are checked at every batch boundary. With `save`, the run folder also gets a learning
-    time-lapse of `timelapse` test images (plus `probe_image`, uint8 [C,H,W] at the dataset's size), recorded
-    at epoch 0 and after every epoch and saved each time (runs/<id>/timelapse.npz).
+    `stop`/`pause` are checked at every batch boundary. `callbacks` (train.callbacks) run before the first epoch and
+    after every epoch; None means [TimelapseCallback()]: with `save`, the run folder also gets a learning time-lapse of
+    8 test images, saved after every epoch (runs/<id>/timelapse.npz); [] means none. Nothing runs until the first
+    `next()`. `timelapse`/`probe_image` are deprecated: callbacks=[TimelapseCallback(k, probe_image)] says the same.
     """
+    return _fit_events(cfg, stop, pause, limits, runs_root, save, progress_every,
+                       _callbacks(callbacks, timelapse, probe_image))
+
+
+def _callbacks(callbacks: Sequence[Callback] | None, timelapse: int | None,
+               probe_image: torch.Tensor | None) -> list[Callback]:
+    """fit()'s callback list: as given, the default time-lapse, or translated from the deprecated keywords."""
+    if timelapse is None and probe_image is None:
+        return [TimelapseCallback()] if callbacks is None else list(callbacks)
+    if callbacks is not None:
+        raise TypeError("fit() takes callbacks=[...] or the deprecated timelapse=/probe_image=, not both")
+    warnings.warn("fit(timelapse=k, probe_image=img) is deprecated; pass callbacks=[TimelapseCallback(k, img)] "
+                  "(cnnviz.train.callbacks)", DeprecationWarning, stacklevel=3)
+    k = 8 if timelapse is None else timelapse
+    return [TimelapseCallback(k, probe_image)] if k > 0 else []  # timelapse=0 used to mean "no time-lapse"
+
+
+def _fit_events(cfg: TrainConfig, stop: threading.Event | None, pause: threading.Event | None, limits: Limits,
+                runs_root: Path | None, save: bool, progress_every: float, callbacks: list[Callback]) -> Iterator[Event]:
+    """fit()'s generator: a bad config or a missing dataset is a Failed event, not an exception."""
     try:
         validate(cfg, limits)
         run = _Run(cfg, stop or threading.Event(), pause or threading.Event(), runs_root or runs_dir(), save,
-                   progress_every, timelapse, probe_image)
+                   progress_every, callbacks)
     except (ValueError, DatasetUnavailable) as exc:
         yield Failed(message=str(exc))
         return
@@ -112,23 +98,22 @@ def fit(cfg: TrainConfig, *, stop: threading.Event | None = None, pause: threadi
 
 
 class _Run:
-    """State of one training run; `events()` drives it."""
+    """State of one training run; `events()` drives it. Callbacks read it through train.callbacks.RunState."""
 
-    def __init__(self, cfg, stop, pause, runs_root, save, progress_every, timelapse, probe_image):
+    def __init__(self, cfg: TrainConfig, stop: threading.Event, pause: threading.Event, runs_root: Path, save: bool,
+                 progress_every: float, callbacks: list[Callback]):
         self.cfg, self.stop, self.pause, self.save = cfg, stop, pause, save
-        self.progress_every = progress_every
+        self.progress_every, self.callbacks = progress_every, list(callbacks)
         self.device = resolve_device(cfg.device)
         ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, subset=cfg.subset, seed=cfg.seed, path=cfg.folder_path)
         self.info = ds.info
         self.size = cfg.input_size or model_input_size(cfg.arch, ds.info.size)
+        self.spec = InputSpec(ds.info.channels, self.size, tuple(ds.info.mean), tuple(ds.info.std))
+        self.test_split = ds.test  # uint8 on the CPU: callbacks take probe images from it
         cuda = self.device.type == "cuda"
         self.train_data = DeviceData(ds.train, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cuda)
         self.test_data = DeviceData(ds.test, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cuda)
-        torch.manual_seed(cfg.seed)  # same seed, same device, same settings -> same run
-        self.model = get_model(cfg.arch, ds.info.channels, ds.info.num_classes, self.size, **cfg.arch_kwargs)
-        if cfg.init == "xavier":
-            xavier_init(self.model)
-        self.model.to(self.device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        self.model = build_model(cfg, ds.info, self.size, self.device)
         self.batch_size = min(cfg.batch_size, len(self.train_data))
         # Before any batch: an absurd batch size is refused with advice (on a CPU the OOM killer ends the server).
         largest = check_fits(self.model, ds.info.channels, self.size, self.batch_size, cfg.optimizer, self.device)
@@ -139,28 +124,29 @@ class _Run:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.run_id = new_run_id(cfg)
-        self.log, self.save_warning = None, None
-        if save:
-            try:
-                self.log = RunLog(Path(runs_root) / self.run_id, cfg, ds.info, self.size)
-            except OSError as exc:  # read-only or full disk: train anyway, say so at the end
-                self.save_warning = f"nothing was saved because the runs folder is not writable ({exc}); set CNNVIZ_RUNS"
-        self.recorder = None
-        if self.log and timelapse > 0:
-            spec = InputSpec(ds.info.channels, self.size, tuple(ds.info.mean), tuple(ds.info.std))
-            self.recorder = TimelapseRecorder(ds.test, spec, ds.info.class_names, k=timelapse, seed=cfg.seed, arch=cfg.arch,
-                                              extra=probe_image)
+        self.log, self.save_warning = open_run_log(Path(runs_root) / self.run_id, cfg, ds.info, self.size) if save \
+            else (None, None)
         self.step, self.epoch, self.started = 0, 0, time.perf_counter()
+        self.epoch_sums = torch.zeros(3, device=self.device, dtype=torch.float64)  # this epoch's [loss sum, correct, seen]
+        self.epoch_train_seconds, self.done_train_seconds = 0.0, 0.0  # this epoch's, and all finished epochs'
+        self.last_epoch: EpochEnded | None = None
+        self.confusion: torch.Tensor | None = None  # [true, predicted] of the latest validation pass, on the CPU
         if cuda:
             torch.backends.cudnn.benchmark = True
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder, None when nothing is saved."""
+        return self.log.dir if self.log else None
 
     def autocast(self):
         """bf16 autocast on CUDA; a no-op context on the CPU (bf16 on CPU is slower for these nets)."""
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def started_event(self) -> RunStarted:
+        """The first event: what this run is and how big."""
         return RunStarted(
-            run_id=self.run_id, run_dir=str(self.log.dir) if self.log else "", config=self.cfg.to_dict(),
+            run_id=self.run_id, run_dir=str(self.run_dir or ""), config=self.cfg.to_dict(),
             device=str(self.device), num_train=len(self.train_data), num_test=len(self.test_data), input_size=self.size,
             batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             params=sum(p.numel() for p in self.model.parameters()), class_names=tuple(self.info.class_names))
@@ -169,7 +155,7 @@ class _Run:
         """Run the epochs; translate stop, divergence and out-of-memory into end events."""
         yield self.started_event()
         try:
-            self.call_hook(0)
+            self.notify("on_run_start")
             for epoch in range(1, self.cfg.epochs + 1):
                 self.epoch = epoch
                 yield from self.train_epoch()
@@ -185,15 +171,12 @@ class _Run:
         finally:
             self.release()
 
-    def call_hook(self, epoch: int) -> None:
-        """Record the time-lapse frame for `epoch` (model in eval mode) and save it with the run."""
-        if self.recorder is not None:
+    def notify(self, hook: str, *args) -> None:
+        """Call `hook` (a Callback method name) on every callback in order, with the model in eval mode."""
+        if self.callbacks:
             self.model.eval()
-            self.recorder.record(self.model, epoch)
-            try:
-                self.recorder.save(self.log.dir)
-            except OSError:
-                pass  # a full disk must not end the run; the checkpoint save reports it
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
 
     def train_epoch(self) -> Iterator[Event]:
         """One pass over the training split; Progress every `progress_every` seconds."""
@@ -203,7 +186,7 @@ class _Run:
         # Device accumulators [loss sum, correct, seen] for the report window and the epoch: no host sync per step,
         # and the epoch's numbers do not depend on when reports happened (same seed -> same curve).
         window = torch.zeros(3, device=self.device, dtype=torch.float64)
-        self.epoch_sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+        self.epoch_sums.zero_()
         last_report, self.epoch_train_seconds = time.perf_counter(), 0.0
         for batch in range(self.steps_per_epoch):
             if self.pause.is_set() and not self.stop.is_set():
@@ -226,6 +209,7 @@ class _Run:
                 last_report = time.perf_counter()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on batch x [B,C,S,S], y [B]; returns the loss and logits [B,classes] (still on the device)."""
         with self.autocast():
             out = self.model(x)
             loss = self.criterion(out.float(), y)
@@ -251,7 +235,8 @@ class _Run:
                         lr=self.sched.get_last_lr()[0])
 
     def train_seconds_total(self) -> float:
-        return getattr(self, "_done_train_seconds", 0.0) + self.epoch_train_seconds
+        """Seconds spent in training steps so far (no validation, no callbacks, no pauses)."""
+        return self.done_train_seconds + self.epoch_train_seconds
 
     def wait_while_paused(self) -> Iterator[Event]:
         """Block at a batch boundary; yield a Paused heartbeat twice a second so a UI can notice disconnects."""
@@ -263,13 +248,14 @@ class _Run:
         yield Resumed(step=self.step, epoch=self.epoch)
 
     def end_epoch(self) -> EpochEnded:
+        """Validate, run the callbacks, log the epoch's row and return its event."""
         t0 = time.perf_counter()
         val_loss, val_acc, self.confusion = evaluate(self.model, self.test_data, self.info.num_classes, self.criterion,
                                                      self.autocast, self.eval_batch)
         if not math.isfinite(val_loss):
             raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: lower the learning rate")
-        self._done_train_seconds = self.train_seconds_total()
-        self.call_hook(self.epoch)
+        self.done_train_seconds = self.train_seconds_total()
+        self.notify("on_epoch_end", self.epoch)
         loss_sum, right, seen = self.epoch_sums.tolist()
         ev = EpochEnded(
             epoch=self.epoch, step=self.step, train_loss=loss_sum / max(1.0, seen), train_acc=right / max(1.0, seen),
@@ -283,15 +269,16 @@ class _Run:
         return ev
 
     def finished(self) -> Finished:
-        confusion = self.confusion
-        per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
+        """The end event after the last epoch (validate() guarantees at least one), with the final checkpoint."""
+        confusion, last = self.confusion, self.last_epoch
         path, warning = self.save_model(final=True)
         return Finished(
-            run_id=self.run_id, checkpoint=path, test_loss=self.last_epoch.val_loss, test_acc=self.last_epoch.val_acc,
-            confusion=tuple(tuple(int(v) for v in row) for row in confusion.tolist()), per_class_acc=tuple(per_class),
-            seconds=time.perf_counter() - self.started, warning=warning)
+            run_id=self.run_id, checkpoint=path, test_loss=last.val_loss, test_acc=last.val_acc,
+            confusion=tuple(tuple(int(v) for v in row) for row in confusion.tolist()),
+            per_class_acc=tuple(per_class_accuracy(confusion)), seconds=time.perf_counter() - self.started, warning=warning)
 
     def stopped(self) -> Stopped:
+        """The end event for a stop: the weights so far are kept, marked incomplete."""
         path, warning = self.save_model(final=False) if self.epoch > 1 or self.step > 0 else (None, None)
         msg = f"stopped by the user in epoch {self.epoch} after {self.step} steps"
         return Stopped(run_id=self.run_id, epoch=self.epoch, step=self.step, checkpoint=path,
@@ -311,14 +298,15 @@ class _Run:
             return None, f"the checkpoint could not be saved ({exc}); results above are still valid"
 
     def out_of_memory(self) -> Failed:
+        """The end event for CUDA out-of-memory, with a smaller batch size to try."""
         self.release()
         return Failed(message=f"the GPU ran out of memory at batch size {self.batch_size}; try {max(1, self.batch_size // 2)} "
                       "or a smaller model/input size", epoch=self.epoch, step=self.step, run_id=self.run_id)
 
     def release(self) -> None:
-        """Drop device tensors so the next run gets the memory (matters on a shared GPU)."""
-        for name in ("model", "opt", "train_data", "test_data"):
-            if hasattr(self, name) and self.device.type == "cuda":
-                delattr(self, name)
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        """Drop device tensors so the next run gets the memory (matters on a shared GPU); the run is over after this."""
+        if self.device.type != "cuda":
+            return
+        # The scheduler holds the optimiser, which holds the parameters: all of them go, or none is freed.
+        self.model = self.opt = self.sched = self.train_data = self.test_data = None
+        torch.cuda.empty_cache()

@@ -9,24 +9,11 @@ an existing file already holds these bytes: it is kept, and a new one appears on
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from pathlib import Path
 
 from gradio import processing_utils
 
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from ..store.atomic import atomic_write  # the one atomic write; not durable here: the cache can be rebuilt
 
 
 def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:  # noqa: A002 (gradio's name)

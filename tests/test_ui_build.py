@@ -42,7 +42,7 @@ def test_build_demo_without_launching(demo):
 
 def test_training_waits_in_our_queue_and_stop_never_waits(demo):
     train = next(fn for fn in demo.fns.values() if fn.api_name == "train")
-    assert train.concurrency_limit is None  # runs wait in TRAIN_QUEUE, showing their place, not in Gradio's queue
+    assert train.concurrency_limit is None  # runs wait in the app's RunQueue, showing their place, not in Gradio's queue
     stop = next(fn for fn in demo.fns.values() if fn.api_name == "stop")
     cancel = [fn for fn in demo.fns.values() if fn.cancels and train._id in fn.cancels]
     assert cancel and stop.concurrency_limit is None  # Stop never waits behind a run
@@ -90,14 +90,15 @@ def test_app_flags(monkeypatch):
 
 
 def test_config_from_the_form_keeps_what_the_form_does_not_show():
-    from cnnviz.ui.train_tab import FIELDS, make_config, preset_values
+    from cnnviz.train.config import Limits
+    from cnnviz.train.form import make_config, preset_values
 
-    values = dict(zip(FIELDS, preset_values("demo-shapes", None)[:-1], strict=True))
+    values = preset_values("demo-shapes", Limits())
     cfg = make_config("demo-shapes", {**values, "epochs": 2.0, "subset": 0.0})
     assert cfg.arch_kwargs == {"width": 16} and cfg.epochs == 2 and isinstance(cfg.epochs, int) and cfg.subset is None
     other = make_config("demo-shapes", {**values, "arch": "lenet5"})
     assert other.arch_kwargs == {}  # TinyVGG's width option does not apply to LeNet
-    capped = dict(zip(FIELDS, preset_values("demo-fashion-mnist", 300, 2)[:-1], strict=True))
+    capped = preset_values("demo-fashion-mnist", Limits(max_subset=300, max_epochs=2))
     assert capped["subset"] == 300 and capped["epochs"] == 2
 
 

@@ -22,7 +22,7 @@ from .engine import fit
 from .events import END_EVENTS, EpochEnded, Event, Failed, Paused, Progress, Resumed, RunStarted, Stopped
 from .run_queue import RunQueue, Ticket
 
-log = logging.getLogger("cnnviz.ui")
+log = logging.getLogger("cnnviz.train")
 UPDATE_INTERVAL = 0.25  # seconds between UI updates: 4 per second at most
 PROGRESS_EVERY = 0.2  # engine progress cadence: a new point for (almost) every UI update
 # Every update resends every point (LinePlot has no append), so the point count is the reporting cost:
@@ -30,7 +30,6 @@ PROGRESS_EVERY = 0.2  # engine progress cadence: a new point for (almost) every 
 MAX_POINTS = 300  # train points of the current run; thinned by half when reached
 MAX_POINTS_EARLIER = 120  # train points kept of each earlier run
 MAX_RUNS = 5  # curves of earlier runs kept for comparison
-TRAIN_QUEUE = RunQueue()  # one run at a time per process (a cancelled run keeps its place until it has wound down)
 # (test, train) colour per run: a strong and a light shade of one hue (matplotlib's tab20 pairs)
 PALETTE = [("#1f77b4", "#aec7e8"), ("#ff7f0e", "#ffbb78"), ("#2ca02c", "#98df8a"), ("#d62728", "#ff9896"),
            ("#9467bd", "#c5b0d5"), ("#8c564b", "#c49c94")]
@@ -100,10 +99,11 @@ class PlotFeed:
 
 
 class Worker(threading.Thread):
-    """Runs fit(cfg) in a thread and records what the UI shows; the UI reads those fields under `lock`."""
+    """Runs fit(cfg) in a thread once `ticket` is first in `queue`, and records what the UI shows; the UI reads those
+    fields under `lock`."""
 
     def __init__(self, cfg: TrainConfig, limits: Limits, stop: threading.Event, pause: threading.Event,
-                 curves: RunCurves, ticket: Ticket, queue: RunQueue = TRAIN_QUEUE, runs_root: Path | None = None):
+                 curves: RunCurves, ticket: Ticket, queue: RunQueue, runs_root: Path | None = None):
         super().__init__(daemon=True, name=f"cnnviz-train-{cfg.arch}")
         self.cfg, self.limits, self.stop, self.pause, self.curves = cfg, limits, stop, pause, curves
         self.ticket, self.queue, self.runs_root = ticket, queue, runs_root
@@ -170,9 +170,11 @@ class Worker(threading.Thread):
 
 
 class TrainSession:
-    """Per-user state (held in gr.State): stop/pause events, the current worker, curves of earlier runs."""
+    """Per-user state (held in gr.State): stop/pause events, the current worker, curves of earlier runs; its runs wait
+    in `queue`, the server's (one run trains at a time, a cancelled one keeps its place until it has wound down)."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue: RunQueue) -> None:
+        self.queue = queue
         self.stop = threading.Event()
         self.pause = threading.Event()
         self.worker: Worker | None = None
@@ -181,21 +183,20 @@ class TrainSession:
 
     def __deepcopy__(self, memo: dict) -> TrainSession:
         # gr.State deep-copies its initial value for every new browser session: a copy is a fresh, empty session
-        # (events and threads cannot be copied, and a new user must not share them).
-        return TrainSession()
+        # (events and threads cannot be copied, and a new user must not share them) on the same server queue.
+        return TrainSession(self.queue)
 
     @property
     def running(self) -> bool:
         """True while this session's worker is training."""
         return self.worker is not None and not self.worker.finished.is_set()
 
-    def start(self, cfg: TrainConfig, limits: Limits, runs_root: Path | None = None,
-              queue: RunQueue = TRAIN_QUEUE) -> Worker:
+    def start(self, cfg: TrainConfig, limits: Limits, runs_root: Path | None = None) -> Worker:
         """Queue a run (QueueFull when too many wait) on a background thread, saving under `runs_root`; its curves
         join the ones kept."""
         if self.running:
             raise RuntimeError("a run is already going in this session")
-        ticket = queue.join(limits.max_queued_runs)
+        ticket = self.queue.join(limits.max_queued_runs)
         self.stop.clear()
         self.pause.clear()
         self.count += 1
@@ -204,7 +205,7 @@ class TrainSession:
         for earlier in self.runs:
             earlier.thin(MAX_POINTS_EARLIER)
         self.runs = [*self.runs[-(MAX_RUNS - 1):], curves]
-        self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, queue, runs_root)
+        self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, self.queue, runs_root)
         self.worker.start()
         return self.worker
 

@@ -1,108 +1,92 @@
-"""What the Train tab shows about a run: status line, result summary, confusion matrix, per-class accuracy."""
+"""The run side of the Train tab: its buttons, status, curves, results and checkpoint, and the updates that fill them
+(what they say comes from cnnviz.train.run_view)."""
 from __future__ import annotations
 
-import html
-import shutil
-import tempfile
-import time
-from pathlib import Path
+from typing import Any
 
-import numpy as np
-import pandas as pd
-import PIL.Image
+import gradio as gr
 
-from ..render.figures import confusion_figure, figure_to_image
-from ..store.checkpoints import checkpoint_name as store_checkpoint_name
-from ..train.events import Failed, Finished, Stopped
-from ..train.session import Worker
+from ..train.run_view import DownloadFolder, RunDisplay, idle_status, run_display
+from ..train.session import PlotFeed, TrainSession, Worker
 
-_DOWNLOADS: list[Path] = []  # one temp folder per process, made on first use (no work at import time)
+SHARE = "Share this run with everyone on this server"
+WAITING = "Starting…"
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds // 60 % 60:02d}"
+class RunView:
+    """Owns the components that show a run; its methods return {component: value} updates for them."""
 
+    def __init__(self) -> None:
+        self.downloads = DownloadFolder()  # per app, not per process: made when the tab is built
+        with gr.Row():
+            self.start = gr.Button("Start", variant="primary", elem_id="train-start")
+            self.pause = gr.Button("Pause", interactive=False, elem_id="train-pause")
+            self.stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="train-stop")
+            self.clear = gr.Button("Clear curves", elem_id="train-clear")
+        self.status = gr.HTML(idle_status("Choose settings and press Start."), label="Status", elem_id="train-status")
+        plot = dict(x="epoch", y="value", color="series", x_title="epoch", color_title="series",
+                    buttons=["fullscreen", "export"])
+        with gr.Row():
+            self.loss_plot = gr.LinePlot(label="Loss", y_title="loss", elem_id="loss-plot", **plot)
+            self.acc_plot = gr.LinePlot(label="Accuracy", y_title="accuracy", y_lim=[0, 1], elem_id="acc-plot", **plot)
+        self.legend = gr.Markdown(label="Runs", elem_id="train-legend")
+        self.result = gr.Markdown(label="Result", elem_id="train-result")
+        with gr.Row():
+            self.confusion = gr.Image(label="Confusion matrix (test set)", format="png", interactive=False, show_label=False,
+                                      buttons=["download", "fullscreen"])
+            self.per_class = gr.BarPlot(x="class", y="accuracy", y_lim=[0, 1], label="Per-class test accuracy",
+                                        x_label_angle=-35, height=320)
+        with gr.Row():
+            self.checkpoint = gr.Textbox(label="Checkpoint of this run", interactive=False, elem_id="train-checkpoint",
+                                         info="only you see your runs, until you share one")
+            self.download = gr.File(label="Download it", interactive=False, height=90)
+        self.share = gr.Button(SHARE, size="sm", interactive=False, elem_id="train-share")
 
-def idle_status(text: str) -> str:
-    """The status box with one line of text and no progress bar."""
-    return f"<div class='train-status'><div class='ts-head'>{html.escape(text)}</div></div>"
+    def outputs(self) -> list[gr.components.Component]:
+        """What /train and /stop update, in their public API's order (clients read the results by position)."""
+        return [self.status, self.loss_plot, self.acc_plot, self.legend, self.result, self.confusion, self.per_class,
+                self.download, self.checkpoint, self.start, self.pause, self.stop]
 
+    def update(self, session: TrainSession, worker: Worker, feed: PlotFeed | None = None,
+               buttons: tuple[bool, bool, bool] | None = None) -> dict[gr.components.Component, Any]:
+        """Every output of a run (Start/Pause/Stop enabled as `buttons` says, or left alone). While training they are
+        plain values: Gradio rebuilds the config of every output given as a component or gr.skip() (about 1 ms each),
+        so those are kept for rare changes."""
+        d = run_display(session, worker, self.downloads)
+        loss, acc = d.loss, d.acc
+        if feed is None or feed.rebuild_due(d.plot.series):  # new series: colours and x range too (see PlotFeed)
+            props = dict(color_map=d.plot.colors, x_lim=[0, d.plot.x_max])
+            loss, acc = gr.LinePlot(loss, **props), gr.LinePlot(acc, **props)
+        return {self.status: d.status, self.loss_plot: loss, self.acc_plot: acc, self.legend: d.legend,
+                self.result: d.result, self.confusion: d.confusion, self.per_class: self._bars(d),
+                self.download: d.download, self.checkpoint: d.checkpoint, **self._controls(d.paused, buttons)}
 
-def status_html(w: Worker) -> str:
-    """Epoch counter, a progress bar, images/s, ETA and the latest loss/accuracy."""
-    with w.lock:
-        started, p, last, paused, end = w.started, w.progress, w.last_epoch, w.paused, w.end
-    if started is None:
-        if end is not None:
-            return idle_status(f"{type(end).__name__}: {getattr(end, 'message', '')}")
-        ahead = w.runs_ahead()
-        if ahead:
-            return idle_status(f"Waiting in the training queue: {ahead} run{'s' * (ahead > 1)} ahead of this one")
-        return idle_status("Loading the data and building the model…")
-    epochs = started.config["epochs"]
-    step = p.step if p else 0
-    frac = step / max(1, started.total_steps)
-    state = "Paused" if paused else ("Finished" if isinstance(end, Finished) else "Stopped" if isinstance(end, Stopped)
-                                     else "Failed" if isinstance(end, Failed) else "Training")
-    epoch = end.epoch if isinstance(end, Stopped) else p.epoch if p else 1
-    step = end.step if isinstance(end, Stopped) else step
-    head = f"{state} · epoch {epoch} of {epochs}"
-    stats = [f"step {step:,} / {started.total_steps:,}"]
-    if p:
-        stats += [f"{p.images_per_sec:,.0f} images/s", f"ETA {_clock(p.eta_seconds)}" if end is None else
-                  f"{_clock(time_since(w))} elapsed", f"train loss {p.loss:.3f}", f"train acc {p.acc:.1%}"]
-    if last:
-        stats.append(f"test acc after epoch {last.epoch}: {last.val_acc:.1%}")
-    device = f"{started.device}, {started.num_train:,} training images, {started.params:,} parameters"
-    return (f"<div class='train-status'><div class='ts-head'>{html.escape(head)}</div>"
-            f"<div class='ts-bar'><div style='width:{frac:.1%}'></div></div>"
-            f"<div class='ts-stats'>{' · '.join(stats)}</div><div class='ts-sub'>{html.escape(device)}</div></div>")
+    def _bars(self, d: RunDisplay) -> gr.BarPlot | None:
+        # the class order is a property, or the plot sorts the bars by name
+        return gr.BarPlot(d.per_class, sort=list(d.class_names)) if d.per_class is not None else None
 
+    def _controls(self, paused: bool, buttons: tuple[bool, bool, bool] | None) -> dict[gr.Button, Any]:
+        if buttons is None:  # plain labels: cheap, and they leave the buttons' interactivity alone
+            return {self.start: "Start", self.pause: "Resume" if paused else "Pause", self.stop: "Stop"}
+        start, pause, stop = buttons
+        return {self.start: gr.Button(interactive=start), self.pause: gr.Button("Pause", interactive=pause),
+                self.stop: gr.Button(interactive=stop)}
 
-def time_since(w: Worker) -> float:
-    """Seconds since the run's worker was created."""
-    return time.perf_counter() - w.t0
+    def curves(self, session: TrainSession) -> dict[gr.components.Component, Any]:
+        """Both plots rebuilt with their properties, and the legend."""
+        loss, acc, meta = session.frames()
+        props = dict(color_map=meta.colors, x_lim=[0, meta.x_max])
+        return {self.loss_plot: gr.LinePlot(loss, **props), self.acc_plot: gr.LinePlot(acc, **props),
+                self.legend: session.legend()}
 
+    def idle(self, text: str) -> dict[gr.components.Component, Any]:
+        """No run: the status says `text`, Start works, Pause and Stop do not; the rest stays as it is."""
+        return {self.status: idle_status(text), **self._controls(False, (True, False, False))}
 
-def checkpoint_name(path: str | None) -> str | None:
-    """Menu name of a saved run (None when nothing was saved)."""
-    return store_checkpoint_name(path) if path else None
+    def waiting(self) -> dict[gr.components.Component, Any]:
+        """Shown the moment Start is clicked, before the run's handler answers; Stop works at once."""
+        return {self.status: idle_status(WAITING), self.stop: gr.Button(interactive=True)}
 
-
-def result_markdown(end) -> str:
-    """The headline when a run ends."""
-    name = checkpoint_name(getattr(end, "checkpoint", None))
-    saved = (f"Checkpoint **{name}** is selected in the Predict and Explain tabs." if name
-             else "No checkpoint was saved.")
-    if isinstance(end, Finished):
-        warn = f"\n\n⚠️ {end.warning}" if end.warning else ""
-        return (f"### Test accuracy: {end.test_acc:.1%}\nTest loss {end.test_loss:.3f} · trained in "
-                f"{_clock(end.seconds)} · {saved}{warn}")
-    if isinstance(end, Stopped):
-        return f"### Stopped\n{end.message}. {saved}"
-    if isinstance(end, Failed):
-        return f"### Training failed\n{end.message}"
-    return ""
-
-
-def confusion_image(end: Finished, class_names: tuple[str, ...]) -> PIL.Image.Image:
-    """The test-set confusion matrix as a picture."""
-    return figure_to_image(confusion_figure(np.asarray(end.confusion), class_names), dpi=100)
-
-
-def per_class_frame(end: Finished, class_names: tuple[str, ...]) -> pd.DataFrame:
-    """(class, accuracy) rows for the bar plot."""
-    return pd.DataFrame({"class": list(class_names), "accuracy": list(end.per_class_acc)})
-
-
-def download_copy(path: str | None) -> str | None:
-    """Copy a run's model.pt to a temp file named after the run, so the download is not called model.pt."""
-    name = checkpoint_name(path)
-    if not name or not Path(path).is_file():
-        return None
-    if not _DOWNLOADS:
-        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="cnnviz-downloads-")))
-    target = _DOWNLOADS[0] / f"{name}.pt"
-    shutil.copyfile(path, target)
-    return str(target)
+    def share_button(self, name: str | None) -> gr.Button:
+        """Share is offered once there is a run to share."""
+        return gr.Button(SHARE, interactive=bool(name))

@@ -19,6 +19,9 @@ _EXPORTS = {
     "WorkspaceError": ".workspace",
     "checkpoints_dir": ".paths",
     "runs_dir": ".paths",
+    "atomic_write": ".atomic",
+    "ModelCache": ".model_cache",
+    "checkpoint_name": ".checkpoints",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -34,6 +34,10 @@ _EXPORTS = {
     "QueueFull": ".run_queue",
     "RunQueue": ".run_queue",
     "TrainSession": ".session",
+    "Callback": ".callbacks",
+    "TimelapseCallback": ".callbacks",
+    "config_from_form": ".form",
+    "per_class_accuracy": ".evaluate",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -44,3 +44,17 @@ def test_summary_leaves_model_unchanged():
     assert model.training
     assert all(not m._forward_hooks for m in model.modules())
     assert isinstance(model.features[0], nn.Conv2d)
+
+
+@pytest.mark.parametrize("size", [96, 224])
+def test_alexnet_field_stops_at_its_adaptive_pool(size):
+    """AdaptiveAvgPool2d((6, 6)) is not global: at 224 px it meets a 6x6 map (identity), at 96 px a 2x2 one that it
+    copies into 3x3 blocks (kernel 1). The old per-module recurrence said rf 355 and 227."""
+    s = summarize(get_model("alexnet", 3, 10, size), (3, size, size))
+    rows = {r.name: r for r in s.rows}
+    assert (rows["features.12"].rf, rows["features.12"].jump, rows["features.12"].start) == (195, 32, 31.0)
+    assert rows["features.13"].rf == 195 and rows["classifier.0"].rf is None
+    if size == 224:
+        assert (rows["features.13"].jump, rows["features.13"].start) == (32, 31.0)
+    else:  # uneven bins: units are placed as an even split of 2 cells into 6, 32/3 px apart
+        assert rows["features.13"].jump == pytest.approx(32 / 3) and "10.7" in s.table()

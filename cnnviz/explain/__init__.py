@@ -11,6 +11,8 @@ _EXPORTS = {
     "model_lock": ".hooks",
     "output_shapes": ".hooks",
     "layer_geometry": ".geometry",
+    "layer_fields": ".geometry",
+    "Field": ".geometry",
     "ExplainError": ".layers",
     "conv_layers": ".layers",
     "default_layer": ".layers",

@@ -78,7 +78,7 @@ def grad_cam_batch(model: nn.Module, x: torch.Tensor, layer: str | None = None,
 
 
 def cam_geometry(model: nn.Module, input_shape: tuple[int, ...], layer: str) -> Geometry | None:
-    """Cached `hooks.layer_geometry` of one layer for inputs of shape [C,H,W] (None when it cannot be traced)."""
+    """Cached `geometry.layer_geometry` of one layer for inputs of shape [C,H,W] (None when it cannot be traced)."""
     with model_lock(model):
         cache = _GEOMETRY.setdefault(model, {})
         key = (layer, tuple(input_shape))

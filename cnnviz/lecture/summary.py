@@ -5,16 +5,17 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
-_GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Linear, nn.Flatten)
+from ..explain.geometry import Field, layer_fields
+from ..explain.hooks import forward_hooks, restored_state
 
 
 @dataclass(frozen=True)
 class LayerRow:
-    """One leaf module. rf: receptive field side in input pixels; jump: input pixels between neighbouring outputs."""
+    """One leaf module. rf: receptive field side in input pixels; jump: input pixels between neighbouring outputs
+    (along the rows; square inputs and kernels give the same along the columns). None without a 4-D output.
+    jump is fractional only after an uneven adaptive pool (see `explain.geometry.Field`)."""
 
     name: str
     type: str
@@ -22,7 +23,7 @@ class LayerRow:
     params: int
     flops: int  # multiply and add counted separately (torch.utils.flop_counter convention)
     rf: int | None
-    jump: int | None
+    jump: int | float | None
     start: float | None = None  # input coordinate of the centre of output unit (0, 0); may be negative (padding)
 
 
@@ -41,96 +42,56 @@ class Summary:
         for r in self.rows:
             shape = "x".join(map(str, r.out_shape[1:]))
             lines.append(f"{r.name:<24}{r.type:<18}{shape:<18}{r.params:>12,}{r.flops:>14,}"
-                         f"{r.rf if r.rf is not None else '-':>6}{r.jump if r.jump is not None else '-':>6}")
+                         f"{_cell(r.rf):>6}{_cell(r.jump):>6}")
         lines += ["-" * len(head), f"{'total':<60}{self.total_params:>12,}{self.total_flops:>14,}"]
         return "\n".join(lines)
 
 
-def _pair(v) -> int:
-    return v[0] if isinstance(v, tuple) else v
+def _cell(v: float | None) -> str:
+    """A table cell: '-' for None, fractional jumps to one decimal."""
+    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
 
 
-class _PropagateRF(TorchFunctionMode):
-    """Carry (rf, jump) through functional ops (additions in ResNet blocks, flatten...): the widest input wins."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        tagged = [a._cnnviz_rf for a in _tensors(args) if hasattr(a, "_cnnviz_rf")]
-        if tagged and isinstance(out, torch.Tensor) and not hasattr(out, "_cnnviz_rf"):
-            out._cnnviz_rf = max(tagged)
-        return out
+def _num(v: float) -> int | float:
+    """Whole numbers as int (every field of a model without uneven adaptive pools), others as they are."""
+    return int(v) if float(v).is_integer() else v
 
 
-def _tensors(args):
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            yield a
-        elif isinstance(a, (list, tuple)):
-            yield from _tensors(a)
-
-
-def _rf_after(module: nn.Module, rf: tuple[int, int, float], in_side: int) -> tuple[int, int, float]:
-    """Receptive-field recurrence (Araujo et al. 2019): r' = r + (k-1)*d*j, j' = j*s, start' = start + ((k-1)*d/2 - p)*j."""
-    r, j, start = rf
-    if isinstance(module, (nn.Conv2d, *_POOLS)):
-        k, p = _pair(module.kernel_size), _pair(module.padding)
-        s = _pair(module.stride or module.kernel_size)
-        d = _pair(module.dilation) if isinstance(module, nn.Conv2d) else 1
-        return r + (k - 1) * d * j, j * s, start + ((k - 1) * d / 2 - p) * j
-    if isinstance(module, _GLOBAL):  # every input position reaches every output
-        return r + (in_side - 1) * j, j * in_side, start + (in_side - 1) / 2 * j
-    return rf
+def _row(name: str, module: nn.Module, shape: tuple[int, ...], flops: int, field: Field | None) -> LayerRow:
+    """One table row; the field is read along y (rows)."""
+    params = sum(p.numel() for p in module.parameters(False))
+    if field is None or len(shape) != 4:
+        return LayerRow(name, type(module).__name__, shape, params, flops, None, None, None)
+    y = field.y
+    return LayerRow(name, type(module).__name__, shape, params, flops, _num(y.rf), _num(y.jump), float(y.start))
 
 
 def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> Summary:
     """Run one image of shape (C, H, W) through `model` (eval mode, no grad) and describe every leaf layer."""
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    shapes, rfs, handles = {}, {}, []
-
-    def hook(name, module):
-        def fn(_m, inputs, output):
-            x = inputs[0] if inputs else None
-            rf_in = getattr(x, "_cnnviz_rf", (1, 1, 0.0))
-            side = x.shape[-1] if isinstance(x, torch.Tensor) and x.dim() >= 2 else 1
-            rf = _rf_after(module, rf_in, side)
-            if isinstance(output, torch.Tensor):
-                output._cnnviz_rf = rf
-                shapes[name] = tuple(output.shape)
-                rfs[name] = rf
-        return fn
-
-    was_training = model.training
-    model.eval()
-    x = torch.zeros(1, *input_shape)
-    x._cnnviz_rf = (1, 1, 0.0)
-    try:
-        handles = [m.register_forward_hook(hook(n, m)) for n, m in leaves]
-        with torch.no_grad(), _PropagateRF():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    flops = _flops_by_module(model, input_shape)
-    rows = tuple(
-        LayerRow(name=n, type=type(m).__name__, out_shape=shapes.get(n, ()), params=sum(p.numel() for p in m.parameters(False)),
-                 flops=flops.get(n, 0), rf=rfs[n][0] if n in rfs and len(shapes.get(n, ())) == 4 else None,
-                 jump=rfs[n][1] if n in rfs and len(shapes.get(n, ())) == 4 else None,
-                 start=rfs[n][2] if n in rfs and len(shapes.get(n, ())) == 4 else None)
-        for n, m in leaves if n in shapes)
+    fields = layer_fields(model, (1, *input_shape), [n for n, _ in leaves])
+    flops, shapes = _flops_and_shapes(model, input_shape, leaves)
+    rows = tuple(_row(n, m, shapes[n], flops.get(n, 0), fields.get(n)) for n, m in leaves if n in shapes)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Summary(rows, (1, *input_shape), total, trainable, sum(flops.get(n, 0) for n, _ in leaves))
 
 
-def _flops_by_module(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, int]:
-    """FLOPs per named_modules() name, from torch's own FlopCounterMode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+def _flops_and_shapes(model: nn.Module, input_shape: tuple[int, int, int],
+                      leaves: list[tuple[str, nn.Module]]) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    """FLOPs per named_modules() name, from torch's own FlopCounterMode, and each leaf's output shape (last call)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook(name: str):
+        def fn(_m: nn.Module, _inputs: tuple, output: object) -> None:
+            if isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape)
+        return fn
+
+    hooks = [(m, hook(n)) for n, m in leaves]
+    with restored_state(model, eval_mode=True, freeze=False), torch.no_grad(), forward_hooks(hooks):
+        with FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, *input_shape))
-    finally:
-        model.train(was_training)
     prefix = type(model).__name__ + "."
-    return {k.removeprefix(prefix): sum(v.values()) for k, v in counter.get_flop_counts().items() if k.startswith(prefix)}
+    flops = {k.removeprefix(prefix): sum(v.values()) for k, v in counter.get_flop_counts().items() if k.startswith(prefix)}
+    return flops, shapes

@@ -34,6 +34,15 @@ from cnnviz.ui.shared import create_shared  # noqa: E402
 SHIPPED = ("lenet5-digits", "tinyvgg-shapes", "lenet5-fashion-mnist")
 API_NAMES = {"timelapse_frame", "timelapse_gif", "replay", "confusion", "drilldown_cell", "drilldown_cams", "compare",
              "sanity", "receptive_field"}
+# What API clients (tests, benchmarks/load_test.py, students' scripts) rely on: parameters in order, number of outputs.
+PUBLIC_API = {"replay": (["run_id"], 6), "delete_run": (["run_id"], 1), "timelapse_frame": (["run_id", "index"], 1),
+              "timelapse_gif": (["run_id"], 1), "confusion": (["checkpoint"], 4),
+              "drilldown_cell": (["checkpoint", "true", "pred"], 3),
+              "drilldown_cams": (["checkpoint", "true", "pred", "rank"], 3),
+              "compare": (["checkpoints", "image", "depth", "metric"], 5), "sanity": (["checkpoint", "image"], 3),
+              "receptive_field": (["arch", "dataset", "layer", "row", "col", "other"], 5)}
+UNDOCUMENTED_API = {"runs": (["current"], 1), "compare_curves": (["checkpoints", "metric"], 1),
+                    "compare_random_image": (["checkpoints"], 2), "sanity_random_image": (["checkpoint"], 2)}
 
 
 def _free_port() -> int:
@@ -86,6 +95,47 @@ def test_every_feature_has_its_api_name(app):
     _, demo, *_ = app
     names = {fn.api_name for fn in demo.fns.values()}
     assert API_NAMES <= names, API_NAMES - names
+
+
+def test_the_api_keeps_its_parameters_and_outputs(app):
+    client, demo, *_ = app
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    shown = {name.strip("/"): ([p["parameter_name"] for p in e["parameters"]], len(e["returns"]))
+             for name, e in endpoints.items()}
+    assert shown == PUBLIC_API
+    hidden = {fn.api_name: ([n for n, b in zip(fn.input_parameter_names, fn.inputs, strict=True)
+                             if not isinstance(b, gr.State)], len(fn.outputs))
+              for fn in demo.fns.values() if fn.api_visibility == "undocumented"}
+    assert hidden == UNDOCUMENTED_API
+
+
+def test_every_handler_takes_its_inputs_by_name(app):
+    """No positional contract between a widget list and a function's parameters (see cnnviz/ui/lecture.py)."""
+    _, demo, *_ = app
+    for fn in demo.fns.values():
+        if fn.fn is not None:
+            assert len(fn.input_keyword_names) == len(fn.inputs), (fn.name, fn.inputs)
+
+
+def test_handlers_answer_with_components_and_leave_the_rest_alone():
+    with gr.Blocks(analytics_enabled=False):
+        shared = create_shared(Limits())
+        with gr.Tabs():
+            tabs = build_lecture_tabs(shared)
+    ws = shared.workspace.value
+    t = tabs.timelapse
+    empty = t.replay(run_id=None, ws=ws)
+    assert set(empty) == {t.summary, t.epoch, t.frame, t.loss, t.acc, t.confusion} and empty[t.frame] is None
+    assert t.reset_buttons()[t.armed] is None
+    d = tabs.drilldown
+    assert d.first_visit(checkpoint=None, grid=((0, 0, 1, 1), 10), ws=ws) == gr.skip()  # already shown: no work
+    r = tabs.receptive
+    menus = r.choose_layer(arch="vgg11", dataset="digits", layer="no-such-layer")
+    assert set(menus) == {r.layer, r.row, r.col}
+    field = r.receptive_field(arch="lenet5", dataset="fashion-mnist", layer="features.3", row=5, col=5, other="vgg11")
+    assert "14×14 px" in field[r.caption] and set(field) == {r.unit, r.growing, r.caption, r.table, r.plot}
+    with pytest.raises(gr.Error, match="unknown dataset"):
+        r.receptive_field(arch="lenet5", dataset="folder", layer=None, row=None, col=None, other=None)
 
 
 def test_timelapse_has_a_frame_per_epoch_and_they_change(app):

@@ -1,8 +1,11 @@
-"""Compare tab: several checkpoints on the same image — predictions, Grad-CAM, feature maps at comparable depth, cost."""
+"""Several checkpoints on the same image — predictions, Grad-CAM, feature maps at comparable depth, cost — and the
+report the compare view shows: a side-by-side table, captioned galleries and overlaid training curves."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import PIL.Image
 import torch.nn as nn
 
@@ -10,12 +13,21 @@ from ..explain.gradcam import CamResult, grad_cam
 from ..explain.maps import FeatureMaps, feature_maps
 from ..explain.predict import Prediction, predict_tensor
 from ..images import model_view, to_model_input
+from ..render.lecture_pictures import METRICS, curves_by_model
+from ..render.pictures import feature_grid, overlay
 from ..store.checkpoints import LoadedModel
+from .errors import LectureError
 from .summary import summarize
+
+TABLE_COLUMNS = ["checkpoint", "architecture", "trained on", "prediction", "confidence", "top 3", "parameters",
+                 "FLOPs per image", "feature maps from"]
+MAX_CHANNELS = 16  # per model: enough to see the character of a layer, small enough to sit side by side
 
 
 @dataclass(frozen=True)
 class ModelComparison:
+    """One model's answer for the shared image, with what it cost."""
+
     name: str
     arch: str
     prediction: Prediction
@@ -59,3 +71,56 @@ def compare(models: list[LoadedModel], image: PIL.Image.Image, depth: float = 0.
             cam=grad_cam(m.model, x), maps=feature_maps(m.model, x, layer), maps_layer=layer, depth_fraction=depth,
             params=summary.total_params, flops=summary.total_flops, history=list(m.meta.history)))
     return rows
+
+
+def checkpoints_to_compare(names: Sequence[str] | None) -> list[str]:
+    """The chosen names without repeats (the same checkpoint twice compares nothing); two to four of them."""
+    distinct = list(dict.fromkeys(names or []))
+    if not 2 <= len(distinct) <= 4:
+        raise LectureError(f"Choose two to four different checkpoints to compare (you chose {len(distinct)}).")
+    return distinct
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """What the compare view shows for one image: a table row, a Grad-CAM and a feature-map grid per model."""
+
+    table: pd.DataFrame  # TABLE_COLUMNS
+    cams: list[tuple[PIL.Image.Image, str]]  # (Grad-CAM over what the model sees, caption)
+    maps: list[tuple[PIL.Image.Image, str]]  # (feature maps at the comparable depth, caption)
+    text: str
+
+
+def comparison_report(models: list[LoadedModel], image: PIL.Image.Image, depth: float | None) -> ComparisonReport:
+    """Compare `models` on `image` at relative `depth` (None: halfway) and word and draw the result."""
+    depth = float(depth if depth is not None else 0.5)
+    if not 0 <= depth <= 1:
+        raise LectureError("The depth must be between 0 (first convolution) and 1 (last).")
+    rows = compare(models, image, depth=depth)
+    table = pd.DataFrame([_table_row(c, m.meta.dataset) for c, m in zip(rows, models, strict=True)],
+                         columns=TABLE_COLUMNS)
+    cams = [(overlay(c.view, c.cam.upsampled, 0.5), f"{c.name}: {c.prediction.labels[0]} {c.prediction.probs[0]:.0%}")
+            for c in rows]
+    maps = [(feature_grid(c.maps, max_channels=MAX_CHANNELS, labels=False),
+             f"{c.name} · {c.maps_layer} ({c.maps.maps.shape[0]} channels of {c.maps.maps.shape[1]}×"
+             f"{c.maps.maps.shape[2]})") for c in rows]
+    grey = [c.name for c, m in zip(rows, models, strict=True) if m.meta.in_channels == 1]
+    text = (f"Compared {len(rows)} networks at relative depth {depth:.2f}. Each saw the image its own way: resized to "
+            f"its input size" + (f", and in grey for {', '.join(grey)}" if grey else "") + ".")
+    return ComparisonReport(table, cams, maps, text)
+
+
+def _table_row(c: ModelComparison, dataset: str) -> list:
+    p = c.prediction
+    top3 = ", ".join(f"{label} {prob:.0%}" for label, prob in list(zip(p.labels, p.probs, strict=True))[:3])
+    return [c.name, c.arch, dataset, p.labels[0], round(float(p.probs[0]), 4), top3, int(c.params), int(c.flops),
+            c.maps_layer]
+
+
+def training_curves(names: Sequence[str], metric: str,
+                    history_of: Callable[[str], Sequence[Mapping]]) -> pd.DataFrame:
+    """Long-format curves of `metric` (a key of METRICS), one series per name; the metric is checked before any
+    history is read."""
+    if metric not in METRICS:
+        raise LectureError(f"unknown curve {metric!r}; choose one of: {', '.join(METRICS)}")
+    return curves_by_model({name: history_of(name) for name in names}, metric)

@@ -10,8 +10,10 @@ import torch
 from ..data import Dataset, load_dataset
 from ..explain.gradcam import CamResult, grad_cam_batch
 from ..explain.predict import probabilities
+from ..explain.targets import parse_target
 from ..images import uint8_batch_to_input
 from ..store.checkpoints import LoadedModel
+from .errors import LectureError
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,11 @@ class TestSetPredictions:
 
     @property
     def predicted(self) -> np.ndarray:
+        """The predicted class of every test image, int64 [N]."""
         return self.probs.argmax(1)
 
     def confusion(self) -> np.ndarray:
+        """Counts [K,K]: row = true class, column = predicted class."""
         k = self.probs.shape[1]
         return np.bincount(self.labels * k + self.predicted, minlength=k * k).reshape(k, k)
 
@@ -59,6 +63,25 @@ def _predict_cached(path: str, mtime: int, loaded: LoadedModel, batch: int) -> T
     probs = [probabilities(loaded.model, model_inputs(ds.test.images[i:i + batch], loaded), batch)
              for i in range(0, len(ds.test), batch)]
     return TestSetPredictions(np.concatenate(probs), ds.test.labels.numpy())
+
+
+def worst_cell(matrix: np.ndarray) -> tuple[int, int]:
+    """The most frequent mistake (largest off-diagonal count); (0, 0) when there are no mistakes."""
+    m = np.array(matrix, dtype=np.int64)
+    np.fill_diagonal(m, -1)
+    if m.max() <= 0:
+        return 0, 0
+    i, j = np.unravel_index(int(m.argmax()), m.shape)
+    return int(i), int(j)
+
+
+def parse_class(text: object, class_names: tuple[str, ...], what: str) -> int:
+    """A class index or name (as a menu or an API caller gives it) -> index; empty is an error naming what is missing."""
+    index = parse_target(None if text is None else str(text), class_names)
+    if index is None:
+        raise LectureError(f"Choose the {what} class.")
+    return index
+
 
 def cams_for_pair(loaded: LoadedModel, index: int, true: int, pred: int, layer: str | None = None) -> tuple[CamResult, CamResult]:
     """Grad-CAM of test image `index` for the true class and for the predicted class, side by side."""

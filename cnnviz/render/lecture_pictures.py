@@ -1,10 +1,14 @@
 """Pictures and tables for the lecture tabs (no gradio here): a clickable confusion matrix, the sanity-check grid,
-receptive-field outlines and long-format curve frames for gr.LinePlot."""
+receptive-field outlines and long-format curve frames for gr.LinePlot.
+
+The most frequent mistake of a matrix (which cell to open first) is a decision, not a picture: it lives in
+cnnviz.lecture.drilldown.worst_cell."""
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,15 +16,18 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 
-from ..lecture.receptive import FieldBox
 from .figures import confusion_figure, figure_to_image
 from .pictures import colorize, overlay
 
-FIELD_COLOUR = (230, 0, 0)  # the chosen unit's field: red, drawn 2 px wide like cnnviz.receptive.draw_fields
+if TYPE_CHECKING:  # only a type here: render sits below lecture, so it does not import it at run time
+    from ..lecture.receptive import FieldBox
+
+FIELD_COLOUR = (230, 0, 0)  # the chosen unit's field: red, drawn 2 px wide like cnnviz.lecture.receptive.draw_fields
 METRICS = {"val_acc": "test accuracy", "val_loss": "test loss", "train_acc": "train accuracy", "train_loss": "train loss"}
 
 
 def font(size: int) -> PIL.ImageFont.ImageFont:
+    """PIL's bundled font at `size` px (no font file needed, so it works offline everywhere)."""
     return PIL.ImageFont.load_default(size=size)
 
 
@@ -53,16 +60,6 @@ def confusion_picture(matrix: np.ndarray, class_names: Sequence[str], dpi: int =
     return ConfusionPicture(image, box, int(np.asarray(matrix).shape[0]))
 
 
-def worst_cell(matrix: np.ndarray) -> tuple[int, int]:
-    """The most frequent mistake (largest off-diagonal count); (0, 0) when there are no mistakes."""
-    m = np.array(matrix, dtype=np.int64)
-    np.fill_diagonal(m, -1)
-    if m.max() <= 0:
-        return 0, 0
-    i, j = np.unravel_index(int(m.argmax()), m.shape)
-    return int(i), int(j)
-
-
 def _label(draw: PIL.ImageDraw.ImageDraw, xy: tuple[int, int], text: str, size: int, fill=(0, 0, 0)) -> None:
     draw.text(xy, text, fill=fill, font=font(size))
 
@@ -70,7 +67,7 @@ def _label(draw: PIL.ImageDraw.ImageDraw, xy: tuple[int, int], text: str, size: 
 def sanity_grid(view: PIL.Image.Image, steps: Sequence, per_band: int = 6, tile: int = 128) -> PIL.Image.Image:
     """Grad-CAM (over the image) and Guided Backprop maps after each randomisation step, left to right, wrapped in bands.
 
-    `steps` are cnnviz.sanity.SanityStep; the first is the trained model. Each column is captioned with the step and
+    `steps` are cnnviz.explain.sanity.SanityStep; the first is the trained model. Each column is captioned with the step and
     the rank correlation with the trained map.
     """
     head, gap, cap, side = 40, 8, 22, 116  # header above each band, gap, caption under each tile, row titles
@@ -132,7 +129,7 @@ def draw_scale(side: int, target: int = 336) -> int:
 def outline_unit(image: PIL.Image.Image, box: FieldBox, scale: int) -> PIL.Image.Image:
     """The image zoomed by `scale`, dimmed outside the unit's field, with the field outlined in red.
 
-    Box edges are inclusive input pixels (as in cnnviz.receptive.draw_fields); parts in the zero padding are clipped.
+    Box edges are inclusive input pixels (as in cnnviz.lecture.receptive.draw_fields); parts in the zero padding are clipped.
     """
     img = image.convert("RGB")
     w, h = img.size

@@ -1,5 +1,11 @@
 """Lecture features: time-lapse & replay, confusion drill-down, compare, the explanation sanity check and receptive
-fields, one tab each. `build_lecture_tabs(shared)` adds them to the enclosing `gr.Tabs`."""
+fields, one tab each. `build_lecture_tabs(shared)` adds them to the enclosing `gr.Tabs`.
+
+Every tab follows one pattern: a class whose `__init__` lays out its components, whose `_wire` connects them by
+name (`inputs_kwargs={"checkpoint": ..., "ws": ...}`, the keywords being the API's parameter names), and whose
+handlers take keyword-only arguments and return `{component: value}` (outputs left out stay unchanged). What they
+show is computed in the core: cnnviz.lecture.replay, .drilldown_views, .comparison, .sanity_stream and
+.receptive_tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass

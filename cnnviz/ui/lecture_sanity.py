@@ -1,20 +1,16 @@
 """'Is this explanation real?' tab: randomise a trained network's weights layer by layer from the top (Adebayo et al.
-2018) and watch whether Grad-CAM and Guided Backprop change; streamed step by step."""
+2018) and watch whether Grad-CAM and Guided Backprop change; streamed step by step. Layout and wiring only: the
+stream is cnnviz.lecture.sanity_stream."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import gradio as gr
 import PIL.Image
 
-from ..explain.predict import predict_tensor
-from ..explain.sanity import sanity_check
-from ..images import model_view, to_model_input
-from ..lecture.drilldown import model_inputs, trained_dataset
-from ..render.lecture_pictures import sanity_frame, sanity_grid
+from ..lecture.sanity_stream import sanity_stream
 from .common import SessionWorkspace, Shared, checkpoint_dropdown, guarded, load_model, note, refreshed_dropdown
-from .picker import example_loader, image_picker, random_test_image
-from .uploads import SafeImage
+from .picker import image_picker
 
 NOTE = ("**What am I looking at?** A test of the explanation itself. We destroy what the network learned, one layer at a "
         "time from the output backwards (fresh random weights), and explain the same image again after each step. "
@@ -25,71 +21,54 @@ NOTE = ("**What am I looking at?** A test of the explanation itself. We destroy 
 EMPTY = "Choose a checkpoint and an image (or none: test image 0 is used), then press the button."
 
 
-def _input(loaded, image: PIL.Image.Image | None):
-    """(model input [1,C,S,S], what the network sees, where the image came from)."""
-    if image is None:
-        x = model_inputs(trained_dataset(loaded).test.images[:1], loaded)
-        return x, model_view(x, loaded.meta.spec), f"test image 0 of {loaded.meta.dataset}"
-    x = to_model_input(image, loaded.meta.spec)
-    return x, model_view(x, loaded.meta.spec), "your image"
-
-
-def _status(steps: list, total: int, source: str, target: str) -> str:
-    last = steps[-1]
-    done = len(steps) - 1
-    head = (f"Explaining **{target}** on {source}. " + (f"Randomised {done} of {total} layers; last: `{last.layer}`."
-                                                      if done else "Trained model explained; now randomising…"))
-    if done < total:
-        return head
-    return (head + f"\n\n**Finished.** After randomising every layer: Grad-CAM rho = **{last.rho_gradcam:+.2f}**, "
-            f"Guided Backprop rho = **{last.rho_guided_backprop:+.2f}**. The closer to 1, the less the map depends on "
-            "what the network learned.")
-
-
-@guarded
-def run_sanity(checkpoint: str | None, image: PIL.Image.Image | None, ws: SessionWorkspace):
-    """Stream (status, grid of maps per step, rho per step) while the layers are randomised from the top."""
-    loaded = load_model(checkpoint, ws)
-    x, view, source = _input(loaded, image)
-    total = sum(1 for n, m in loaded.model.named_modules() if n and any(True for _ in m.parameters(recurse=False)))
-    top = predict_tensor(loaded, x, 1)  # the trained model's prediction is the class explained at every step
-    target = f"the predicted class {top.labels[0]} ({top.probs[0]:.0%})"
-    steps = []
-    for step in sanity_check(loaded.model, x):
-        steps.append(step)
-        yield _status(steps, total, source, target), sanity_grid(view, steps), sanity_frame(steps)
-
-
-@dataclass
 class SanityTab:
-    checkpoint: gr.Dropdown
-    image: SafeImage
-    grid: gr.Image
-    plot: gr.LinePlot
+    """The tab's components (made in the current context) and its handlers: keyword inputs, {component: value} out."""
+
+    def __init__(self, shared: Shared, tab: gr.Tab) -> None:
+        note(NOTE)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                self.checkpoint = checkpoint_dropdown()
+                self.picker = image_picker("Image (empty: test image 0)", "sanity-image", 240)
+                self.image = self.picker.image
+                self.go = gr.Button("Randomise the network, layer by layer", variant="primary", elem_id="sanity-go")
+            with gr.Column(scale=3):
+                self.status = gr.Markdown(EMPTY, elem_id="sanity-status")
+                self.grid = gr.Image(label="Maps after each step (left: trained; then layers randomised from the top)",
+                                     format="png", interactive=False, buttons=["download", "fullscreen"],
+                                     elem_id="sanity-grid")
+                self.plot = gr.LinePlot(x="step", y="rho", color="method", x_title="layers randomised (from the top)",
+                                        y_title="rank correlation with the original", y_lim=[-0.2, 1.05],
+                                        label="Does the map still look like the original?",
+                                        tooltip=["layer", "rho", "method"], buttons=["fullscreen", "export"],
+                                        elem_id="sanity-plot")
+        self._wire(shared, tab)
+
+    def _wire(self, shared: Shared, tab: gr.Tab) -> None:
+        ws, picker = shared.workspace, self.picker
+        self.go.click(self.run_sanity, inputs_kwargs={"checkpoint": self.checkpoint, "image": self.image, "ws": ws},
+                      outputs=[self.status, self.grid, self.plot], api_name="sanity", concurrency_id="lecture",
+                      concurrency_limit=2, show_progress_on=[self.status])
+        picker.random.click(picker.show_random, inputs_kwargs={"checkpoint": self.checkpoint, "ws": ws},
+                            outputs=[self.image, picker.truth], api_name="sanity_random_image",
+                            api_visibility="undocumented", concurrency_limit=4)
+        picker.gallery.click(picker.show_example, inputs_kwargs={"index": picker.gallery},
+                             outputs=[self.image, picker.truth], api_visibility="private", concurrency_limit=4)
+        tab.select(self.refresh_checkpoints, inputs_kwargs={"ws": ws, "current": self.checkpoint},
+                   outputs=self.checkpoint, api_visibility="private", queue=False)
+
+    @guarded
+    def run_sanity(self, *, checkpoint: str | None, image: PIL.Image.Image | None,
+                   ws: SessionWorkspace) -> Iterator[dict]:
+        """Stream (status, grid of maps per step, rho per step) while the layers are randomised from the top."""
+        for update in sanity_stream(load_model(checkpoint, ws), image):
+            yield {self.status: update.status, self.grid: update.grid, self.plot: update.rho}
+
+    def refresh_checkpoints(self, *, ws: SessionWorkspace, current: str | None) -> dict:
+        """The checkpoint menu with this session's checkpoints, keeping the current one when it still exists."""
+        return {self.checkpoint: refreshed_dropdown(ws, current)}
 
 
 def build(shared: Shared, tab: gr.Tab) -> SanityTab:
     """Create the tab's components in the current context (inside `tab`) and wire its events."""
-    note(NOTE)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
-            checkpoint = checkpoint_dropdown()
-            picker = image_picker("Image (empty: test image 0)", "sanity-image", 240)
-            go = gr.Button("Randomise the network, layer by layer", variant="primary", elem_id="sanity-go")
-        with gr.Column(scale=3):
-            status = gr.Markdown(EMPTY, elem_id="sanity-status")
-            grid = gr.Image(label="Maps after each step (left: trained; then layers randomised from the top)",
-                            format="png", interactive=False, buttons=["download", "fullscreen"], elem_id="sanity-grid")
-            plot = gr.LinePlot(x="step", y="rho", color="method", x_title="layers randomised (from the top)",
-                               y_title="rank correlation with the original", y_lim=[-0.2, 1.05],
-                               label="Does the map still look like the original?", tooltip=["layer", "rho", "method"],
-                               buttons=["fullscreen", "export"], elem_id="sanity-plot")
-    image, ws = picker.image, shared.workspace
-    go.click(run_sanity, [checkpoint, image, ws], [status, grid, plot], api_name="sanity", concurrency_id="lecture",
-             concurrency_limit=2, show_progress_on=[status])
-    picker.random.click(random_test_image, [checkpoint, ws], [image, picker.truth], api_name="sanity_random_image",
-                        api_visibility="undocumented", concurrency_limit=4)
-    picker.gallery.click(example_loader(picker), picker.gallery, [image, picker.truth], api_visibility="private",
-                         concurrency_limit=4)
-    tab.select(refreshed_dropdown, [ws, checkpoint], checkpoint, api_visibility="private", queue=False)
-    return SanityTab(checkpoint, image, grid, plot)
+    return SanityTab(shared, tab)

@@ -76,3 +76,18 @@ def test_predict_on_a_shipped_checkpoint():
     out = cli("predict", "--checkpoint", "lenet5-fashion-mnist", "--image", path)
     assert out.returncode == 0, out.stderr
     assert ds.info.class_names[int(ds.test.labels[0])] in out.stdout
+
+
+def test_explain_prints_what_the_shared_pipeline_found(tmp_path, capsys):
+    from cnnviz.explain.pipeline import explain_image
+    from cnnviz.store.checkpoints import load_checkpoint
+
+    ckpt = str(load_checkpoint("lenet5-digits").path)  # shipped; by path, as a student's own file would be given
+    ds = load_dataset("digits")
+    image, out = tmp_path / "digit.png", tmp_path / "all.png"
+    PIL.Image.fromarray(ds.test.images[0, 0].numpy()).save(image)
+    assert main(["explain", "--checkpoint", ckpt, "--image", str(image), "--method", "all", "--target", "predicted",
+                 "--out", str(out), "--dpi", "50"]) == 0
+    exp = explain_image(load_checkpoint(ckpt), str(image), None, None, ("gradcam",))
+    assert capsys.readouterr().out.splitlines()[0] == f"wrote {out}: {exp.headline}"
+    assert PIL.Image.open(out).size[0] > 5 * PIL.Image.open(out).size[1] > 0  # the input and six maps in a row

@@ -348,3 +348,116 @@ def test_cli_errors_are_one_line(cli_args, capsys, change, message):
     assert run(cli_args(**change)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err and "Traceback" not in err
+
+
+# --- the one pipeline and the views behind the Explain, Predict and Architecture tabs -----------------------------
+
+@pytest.fixture()
+def loaded_tv(cli_args):
+    """The random TinyVGG checkpoint of `cli_args`, loaded, and the path of its PNG."""
+    from cnnviz.store.checkpoints import load_checkpoint
+
+    args = cli_args()
+    return load_checkpoint(args.checkpoint), args.image
+
+
+def test_explain_image_is_grad_cam_plus_the_asked_methods(loaded_tv):
+    from cnnviz.explain.pipeline import explain_image, prepare
+
+    loaded, image = loaded_tv
+    exp = explain_image(loaded, image, None, "star", ("saliency", "gradcam"))
+    x, view = prepare(image, loaded.meta.spec)
+    assert exp.layer == default_layer(loaded.model, "tinyvgg") and exp.target == 4  # 'star', by name
+    assert torch.equal(exp.x, x) and exp.view.size == view.size and list(exp.attributions) == ["saliency", "gradcam"]
+    cam = grad_cam(loaded.model, x, exp.layer, 4)
+    _close(exp.cam.cam, cam.cam)
+    _close(exp.attributions["gradcam"].heat, exp.cam.upsampled)
+    assert all(a.target == 4 for a in exp.attributions.values())
+    assert exp.headline.endswith(f"explained star at layer {exp.layer}") and exp.headline.startswith("predicted ")
+    assert exp.markdown.startswith("Predicted **") and f"at layer `{exp.layer}`" in exp.markdown
+    for same in (None, "", "predicted"):  # what the menu and the command line send for "the predicted class"
+        assert explain_image(loaded, image, "features.0", same).target == exp.predicted
+    assert explain_image(loaded, image, "features.0").attributions == {}  # Grad-CAM only unless methods are asked for
+    with pytest.raises(ExplainError, match="out of range"):
+        explain_image(loaded, image, None, "9")
+
+
+def test_one_by_one_layers_warn_in_the_results_not_as_python_warnings(tmp_path, recwarn):
+    from cnnviz.explain.pipeline import explain_image
+    from cnnviz.store.checkpoints import build_meta, load_checkpoint, save_checkpoint
+
+    meta = build_meta(arch="tinyvgg", dataset="shapes", class_names=("a", "b"), in_channels=3, input_size=16,
+                      mean=(0.5,) * 3, std=(0.25,) * 3)
+    save_checkpoint(get_model("tinyvgg", 3, 2, 16), meta, tmp_path / "small.pt")
+    loaded, image = load_checkpoint(tmp_path / "small.pt"), PIL.Image.new("RGB", (16, 16), (200, 30, 30))
+    with_cam = explain_image(loaded, image, "features.9", None, ("gradcam", "saliency"))
+    assert with_cam.cam.cam.shape == (1, 1) and with_cam.warnings == with_cam.cam.warnings and "1x1" in with_cam.warnings[0]
+    assert "⚠️" in with_cam.markdown  # the tab always shows the Grad-CAM, so it always says so
+    assert explain_image(loaded, image, "features.9", None, ("saliency",)).warnings == ()  # saliency uses no layer
+    assert not [w for w in recwarn if "1x1" in str(w.message)]
+
+
+def test_layer_and_target_menus_and_the_filters_a_layer_shows(loaded_tv):
+    from cnnviz.explain.choices import PREDICTED, layer_choices, nearest_conv, resolve_target, target_choices
+
+    loaded, _ = loaded_tv
+    model = loaded.model
+    labels = dict((v, k) for k, v in layer_choices(loaded))
+    assert labels["features.0"].startswith("features.0 · Conv2d · ") and "classifier.1" not in labels
+    assert target_choices(("cat", "dog")) == [("the predicted class", PREDICTED), ("0: cat", "0"), ("1: dog", "1")]
+    names = loaded.meta.class_names
+    assert [resolve_target(t, names) for t in (None, "", PREDICTED, "3", 3, "Star")] == [None, None, None, 3, 3, 4]
+    with pytest.raises(ExplainError, match="unknown target class"):
+        resolve_target("hexagon", names)
+    modules = list(model.named_modules())
+    after_conv = next(n for (p, m), (n, _) in zip(modules, modules[1:]) if isinstance(m, nn.Conv2d))
+    conv_before = next(p for (p, m), (n, _) in zip(modules, modules[1:]) if isinstance(m, nn.Conv2d))
+    assert nearest_conv(model, conv_before) == conv_before and nearest_conv(model, after_conv) == conv_before
+    assert nearest_conv(model, "features") is None  # the container comes before any conv in named_modules
+
+
+def test_feature_map_and_filter_pictures_say_what_they_show(loaded_tv):
+    from cnnviz.explain.pipeline import prepare
+    from cnnviz.render.explain_pictures import feature_map_view, filter_view
+
+    loaded, image = loaded_tv
+    x, _ = prepare(image, loaded.meta.spec)
+    grid, caption = feature_map_view(loaded.model, x, "features.0", "max", 4)
+    channels = loaded.model.features[0].out_channels
+    assert isinstance(grid, PIL.Image.Image) and f"4 of {channels} channels, each 30×30, strongest peak first" in caption
+    with pytest.raises(ExplainError, match="cannot sort by"):
+        feature_map_view(loaded.model, x, "features.0", "median", 4)
+    picture, caption = filter_view(loaded.model, "features.1")
+    assert picture is not None and caption.startswith("`features.0` (the convolution feeding `features.1`)")
+    assert "shown in colour" in caption  # RGB first layer
+    assert filter_view(loaded.model, "features") == (None, "No convolution at or before this layer, so there are no "
+                                                           "filters to show.")
+
+
+def test_run_prediction_reports_what_the_predict_tab_shows(loaded_tv):
+    from cnnviz.explain.pipeline import run_prediction
+
+    loaded, image = loaded_tv
+    report = run_prediction(loaded, image, 3)
+    assert len(report.prediction.labels) == 3 and report.prediction.labels[0] in loaded.meta.class_names
+    assert report.details.startswith(f"**{report.prediction.labels[0]}** (") and "network input 3×32×32" in report.details
+    assert report.view.size[0] >= 224 and report.ms >= 0
+
+
+def test_architecture_page_follows_the_one_input_shape_rule():
+    from cnnviz.lecture.catalog import check_offered, dataset_choices, model_choices, web_datasets
+    from cnnviz.models import input_shape
+    from cnnviz.render.architecture_page import TABLE_COLUMNS, architecture_page, human
+
+    page = architecture_page("lenet5", "fashion-mnist")
+    assert "LeNet-5" in page.header and "1×28×28" in page.header and "61,706" in page.totals
+    assert page.rows[0][:3] == ("features.0", "Conv2d", "6×28×28") and len(page.rows) == 12
+    assert all(len(r) == len(TABLE_COLUMNS) for r in page.rows) and "arch-conv" in page.diagram
+    shape = input_shape("vgg11", "digits")
+    assert f"{shape.channels}×{shape.size}×{shape.size}, resized from 8 px" in architecture_page("vgg11", "digits").header
+    assert "ImageNet input (3×224×224, 1000 classes)" in architecture_page("imagenet-alexnet", "digits").header
+    assert "folder" not in web_datasets() and ("LeNet-5 (ReLU, max-pool) [1998]", "lenet5") in model_choices()
+    assert [v for _, v in dataset_choices()] == web_datasets()
+    with pytest.raises(KeyError, match="choose one of"):
+        check_offered("lenet5", "folder")
+    assert human(12_345) == "12.3 k" and human(4.2e9) == "4.2 G" and human(12) == "12"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
@@ -26,35 +25,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def explain_to_file(checkpoint: str, image: str, method: str, layer: str | None, target: str | None,
                     out: str | Path, dpi: int = 120) -> tuple[Path, str]:
     """Load, explain and write the figure; returns the path and a one-line summary (raises on bad input)."""
-    from ..explain.attributions import METHODS, attribute_all
-    from ..explain.layers import ExplainError, default_layer
-    from ..explain.pipeline import prepare
-    from ..explain.targets import parse_target
-    from ..render.figures import figure_to_png, methods_figure
+    from ..explain.attributions import METHODS
+    from ..explain.layers import ExplainError
+    from ..explain.pipeline import explain_image
+    from ..render.explain_pictures import explanation_png
     from ..store.checkpoints import load_checkpoint
 
-    loaded = load_checkpoint(checkpoint)
-    meta = loaded.meta
-    x, view = prepare(image, meta.spec)
-    chosen_layer = layer or default_layer(loaded.model, meta.arch)
-    methods = METHODS if method == "all" else (method,)
     if method != "all" and method not in METHODS:
         raise ExplainError(f"unknown method {method!r}; choose one of: {', '.join(METHOD_CHOICES)}")
-    with warnings.catch_warnings():  # the CLI prints the result's own warning lines instead of Python's
-        warnings.simplefilter("ignore")
-        results = attribute_all(loaded.model, x, parse_target(target, meta.class_names), chosen_layer, methods)
-    fig = methods_figure(view, results, meta.class_names, title=loaded.name)
+    loaded = load_checkpoint(checkpoint)
+    exp = explain_image(loaded, image, layer, target, METHODS if method == "all" else (method,))
     out = Path(out)
     try:
-        out.write_bytes(figure_to_png(fig, dpi=dpi))
+        out.write_bytes(explanation_png(exp, title=loaded.name, dpi=dpi))
     except OSError as exc:
         raise ExplainError(f"cannot write {out}: {exc.strerror or exc}") from None
-    first = next(iter(results.values()))
-    pred = int(first.probs.argmax())
-    notes = sorted({w for r in results.values() for w in r.warnings})
-    summary = (f"wrote {out}: predicted {meta.class_names[pred]} ({first.probs[pred]:.1%}), explained "
-               f"{meta.class_names[first.target]} at layer {chosen_layer}")
-    return out, "\n".join([summary] + [f"warning: {n}" for n in notes])
+    return out, "\n".join([f"wrote {out}: {exp.headline}"] + [f"warning: {n}" for n in exp.warnings])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,21 +1,17 @@
 """Explain tab: one layer's feature maps and filters, Grad-CAM with an opacity slider, other attributions side by side."""
 from __future__ import annotations
 
-import warnings
-
 import gradio as gr
 import PIL.Image
 
-from ..explain.attributions import METHODS, TITLES, attribute_all
-from ..explain.gradcam import CamResult, grad_cam
+from ..explain.attributions import METHODS, TITLES
+from ..explain.choices import PREDICTED, layer_choices, resolve_target, target_choices
 from ..explain.layers import ExplainError, default_layer
-from ..explain.targets import parse_target
-from ..images import model_view, to_model_input
-from ..render.figures import figure_to_image, methods_figure
+from ..explain.pipeline import explain_image, prepare
+from ..render.explain_pictures import cam_overlay, feature_map_view, filter_view, methods_picture
 from ..render.pictures import overlay
 from ..store.checkpoints import LoadedModel
 from .common import SessionWorkspace, Shared, guarded, load_model, note
-from .explain_layers import filters_view, fm_view, layer_choices
 
 NOTE = ("**What am I looking at?** Inside the network for one image. *Feature maps*: what each channel of the chosen "
         "layer responds to (bright = strong). *Filters*: the learned kernels of that layer's convolution. *Grad-CAM*: "
@@ -25,27 +21,6 @@ EMPTY = "Choose an image in the Predict tab (or upload one here), then press Exp
 OTHER_METHODS = [m for m in METHODS if m != "gradcam"]
 SORTS = [("strongest mean first", "mean"), ("strongest peak first", "max"), ("most active first", "frac_active"),
          ("channel order", "none")]
-PREDICTED = "predicted"
-
-
-def target_choices(class_names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """'the predicted class', then every class as 'index: name'."""
-    return [("the predicted class", PREDICTED)] + [(f"{i}: {n}", str(i)) for i, n in enumerate(class_names)]
-
-
-def menus(loaded: LoadedModel, layer: str | None, target: str) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """Layer and target dropdown updates for a model, with the given selections."""
-    layer = layer or default_layer(loaded.model, loaded.meta.arch)
-    return (gr.Dropdown(choices=layer_choices(loaded), value=layer),
-            gr.Dropdown(choices=target_choices(loaded.meta.class_names), value=target))
-
-
-def cam_summary(cam: CamResult, layer: str, names: tuple[str, ...]) -> str:
-    """What was predicted, what is explained, and any warning (e.g. a 1x1 layer)."""
-    pred = cam.predicted
-    text = (f"Predicted **{names[pred]}** ({cam.probs[pred]:.1%}); explaining **{names[cam.target]}** at layer "
-            f"`{layer}` (Grad-CAM resolution {cam.cam.shape[0]}×{cam.cam.shape[1]}).")
-    return text + "".join(f"\n\n⚠️ {w}" for w in cam.warnings)
 
 
 class ExplainTab:
@@ -97,73 +72,81 @@ class ExplainTab:
 
     def _wire(self) -> None:
         ws = self.shared.workspace
-        ins = [self.checkpoint, self.image, self.layer, self.target, self.opacity, self.methods, self.sort, self.max_maps,
-               ws]
+        # The API's parameter order is this dict's order (gradio_client callers pass them positionally too).
+        ins = {"checkpoint": self.checkpoint, "image": self.image, "layer": self.layer, "target": self.target,
+               "opacity": self.opacity, "methods": self.methods, "sort": self.sort, "max_maps": self.max_maps, "ws": ws}
         outs = [self.summary, self.cam, self.fmaps, self.fm_caption, self.filters, self.filters_caption, self.methods_img,
                 self.layer, self.target, self.cam_state]
         common = dict(concurrency_id="explain", concurrency_limit=2, trigger_mode="always_last")
         gr.on([self.go.click, self.tab.select, self.layer.input, self.target.input, self.image.upload, self.methods.input],
-              self.explain, ins, outs, api_name="explain", **common)
-        gr.on([self.checkpoint.input], self.explain_new_model, ins, outs, api_visibility="private", **common)
-        self.checkpoint.change(self.layers, [self.checkpoint, ws], [self.layer, self.target], api_name="layers",
-                               api_visibility="undocumented", **common)
+              self.explain, inputs_kwargs=ins, outputs=outs, api_name="explain", **common)
+        gr.on([self.checkpoint.input], self.explain_new_model, inputs_kwargs=ins, outputs=outs,
+              api_visibility="private", **common)
+        self.checkpoint.change(self.layers, inputs_kwargs={"checkpoint": self.checkpoint, "ws": ws},
+                               outputs=[self.layer, self.target], api_name="layers", api_visibility="undocumented",
+                               **common)
         gr.on([self.sort.input, self.max_maps.release], self.feature_maps,
-              [self.checkpoint, self.image, self.layer, self.sort, self.max_maps, ws], [self.fmaps, self.fm_caption],
-              api_name="feature_maps", **common)
-        gr.on([self.opacity.release], self.reblend, [self.opacity, self.cam_state], self.cam, api_name="overlay",
-              api_visibility="undocumented", concurrency_limit=4)
+              inputs_kwargs={k: ins[k] for k in ("checkpoint", "image", "layer", "sort", "max_maps", "ws")},
+              outputs=[self.fmaps, self.fm_caption], api_name="feature_maps", **common)
+        gr.on([self.opacity.release], self.reblend, inputs_kwargs={"opacity": self.opacity, "cam_state": self.cam_state},
+              outputs=self.cam, api_name="overlay", api_visibility="undocumented", concurrency_limit=4)
         self.checkpoint.input(None, self.checkpoint, self.shared.predict_checkpoint, js="(x) => x",
                               api_visibility="private", queue=False)
 
-    @guarded
-    def layers(self, checkpoint: str, ws: SessionWorkspace) -> tuple[gr.Dropdown, gr.Dropdown]:
-        """Layer and target menus for a checkpoint (default: the architecture's Grad-CAM layer, the predicted class)."""
-        return menus(load_model(checkpoint, ws), None, PREDICTED)
+    def menus(self, loaded: LoadedModel, layer: str | None, target: str) -> dict:
+        """Layer and target menu updates for a model, with the given selections."""
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        return {self.layer: gr.Dropdown(choices=layer_choices(loaded), value=layer),
+                self.target: gr.Dropdown(choices=target_choices(loaded.meta.class_names), value=target)}
 
     @guarded
-    def explain(self, checkpoint, image: PIL.Image.Image | None, layer, target, opacity, methods, sort, max_maps,
-                ws: SessionWorkspace):
+    def layers(self, *, checkpoint: str, ws: SessionWorkspace) -> dict:
+        """Layer and target menus for a checkpoint (default: the architecture's Grad-CAM layer, the predicted class)."""
+        return self.menus(load_model(checkpoint, ws), None, PREDICTED)
+
+    @guarded
+    def explain(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None, target: str | None,
+                opacity: float, methods: list[str] | None, sort: str | None, max_maps: float | None,
+                ws: SessionWorkspace) -> dict:
         """Grad-CAM overlay, feature maps, filters and the chosen attribution methods for one image and layer."""
         loaded = load_model(checkpoint, ws)
-        meta = loaded.meta
-        layer = layer or default_layer(loaded.model, meta.arch)
-        t = None if target in (None, "", PREDICTED) else parse_target(str(target), meta.class_names)
-        layer_menu, target_menu = menus(loaded, layer, PREDICTED if t is None else str(t))
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        t = resolve_target(target, loaded.meta.class_names)  # a bad target is refused even before an image is given
+        menus = self.menus(loaded, layer, PREDICTED if t is None else str(t))
         if image is None:
-            return EMPTY, None, None, "", None, "", None, layer_menu, target_menu, None
-        x = to_model_input(image, meta.spec)
-        view = model_view(x, meta.spec)
-        with warnings.catch_warnings():  # notes such as "this layer is 1x1" are shown in the summary instead
-            warnings.simplefilter("ignore")
-            cam = grad_cam(loaded.model, x, layer, t)
-            results = attribute_all(loaded.model, x, cam.target, layer, methods or [])
-        fm, fm_caption = fm_view(loaded.model, x, layer, sort, max_maps)
-        flt, flt_caption = filters_view(loaded.model, layer)
-        fig = figure_to_image(methods_figure(view, results, meta.class_names, alpha=float(opacity)), dpi=100) \
-            if results else None
-        return (cam_summary(cam, layer, meta.class_names), overlay(view, cam.upsampled, float(opacity)), fm, fm_caption,
-                flt, flt_caption, fig, layer_menu, target_menu, (view, cam.upsampled))
+            return {self.summary: EMPTY, self.cam: None, self.fmaps: None, self.fm_caption: "", self.filters: None,
+                    self.filters_caption: "", self.methods_img: None, **menus, self.cam_state: None}
+        exp = explain_image(loaded, image, layer, t, methods or ())
+        fm, fm_caption = feature_map_view(loaded.model, exp.x, layer, sort, max_maps)
+        flt, flt_caption = filter_view(loaded.model, layer)
+        return {self.summary: exp.markdown, self.cam: cam_overlay(exp, opacity), self.fmaps: fm,
+                self.fm_caption: fm_caption, self.filters: flt, self.filters_caption: flt_caption,
+                self.methods_img: methods_picture(exp, opacity), **menus,
+                self.cam_state: (exp.view, exp.cam.upsampled)}
 
-    def explain_new_model(self, checkpoint, image, layer, target, opacity, methods, sort, max_maps, ws):
+    def explain_new_model(self, **inputs: object) -> dict:
         """A different checkpoint: its default layer and the predicted class, whatever the old menus said."""
-        return self.explain(checkpoint, image, None, None, opacity, methods, sort, max_maps, ws)
+        return self.explain(**{**inputs, "layer": None, "target": None})
 
     @guarded
-    def feature_maps(self, checkpoint, image: PIL.Image.Image | None, layer, sort, max_maps, ws: SessionWorkspace):
+    def feature_maps(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None, sort: str | None,
+                     max_maps: float | None, ws: SessionWorkspace) -> dict:
         """Every channel of one layer's output as a grid (sorted by a statistic), and a caption."""
         if image is None:
-            return None, EMPTY
+            return {self.fmaps: None, self.fm_caption: EMPTY}
         loaded = load_model(checkpoint, ws)
         if not layer:
             raise ExplainError("choose a layer first")
-        return fm_view(loaded.model, to_model_input(image, loaded.meta.spec), layer, sort, max_maps)
+        x, _ = prepare(image, loaded.meta.spec)
+        fm, caption = feature_map_view(loaded.model, x, layer, sort, max_maps)
+        return {self.fmaps: fm, self.fm_caption: caption}
 
-    def reblend(self, opacity: float, cam_state) -> PIL.Image.Image | None:
+    def reblend(self, *, opacity: float, cam_state: tuple | None) -> dict:
         """Re-blend the last Grad-CAM at a new opacity (no model call)."""
         if cam_state is None:
-            return gr.skip()
+            return {self.cam: gr.skip()}  # nothing explained yet in this session: leave the picture alone
         view, heat = cam_state
-        return overlay(view, heat, float(opacity))
+        return {self.cam: overlay(view, heat, float(opacity))}
 
 
 def build(shared: Shared, tab: gr.Tab) -> ExplainTab:

@@ -1,34 +1,20 @@
 """Predict tab: a checkpoint and an image (upload, webcam, clipboard, drawing, examples) -> top-k classes."""
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 import PIL.Image
 
 from ..drawing import drawing_to_image
-from ..explain.predict import predict_image
-from ..images import ImageError, model_view
-from ..store.checkpoints import LoadedModel, describe
+from ..explain.pipeline import PredictionReport, run_prediction
+from ..images import ImageError
 from .common import SessionWorkspace, Shared, guarded, load_model, note
-from .picker import example_loader, image_picker, random_test_image
+from .picker import image_picker
 from .uploads import SafeSketchpad
 
 NOTE = ("**What am I looking at?** The network's top guesses for one image, with their probabilities. On the right is "
         "the image *as the network sees it*: shrunk to its input size, in grey if it was trained on grey images. Drawings "
         "are inverted to white on black for the greyscale datasets, because that is what their training images look like.")
 EMPTY = "Upload, paste, photograph or draw an image, or pick an example."
-
-
-def run_prediction(loaded: LoadedModel, image: PIL.Image.Image, topk: int) -> tuple[dict, PIL.Image.Image, str]:
-    """(label dict for gr.Label, the model's view of the image, a one-line summary)."""
-    t0 = time.perf_counter()
-    pred, x = predict_image(loaded, image, int(topk))
-    ms = (time.perf_counter() - t0) * 1000
-    spec = loaded.meta.spec
-    details = (f"**{pred.labels[0]}** ({pred.probs[0]:.1%}) · {describe(loaded.meta)} · network input "
-               f"{spec.channels}×{spec.size}×{spec.size} · {ms:.0f} ms")
-    return pred.as_dict(), model_view(x, spec), details
 
 
 class PredictTab:
@@ -69,38 +55,45 @@ class PredictTab:
         outputs = [self.label, self.view, self.details]
         ws = self.shared.workspace
         gr.on([self.image.change, self.checkpoint.change, self.topk.release], self.predict,
-              [self.checkpoint, self.image, self.topk, ws], outputs, api_name="predict", concurrency_id="predict",
-              concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
+              inputs_kwargs={"checkpoint": self.checkpoint, "image": self.image, "topk": self.topk, "ws": ws},
+              outputs=outputs, api_name="predict", concurrency_id="predict", concurrency_limit=4,
+              trigger_mode="always_last", show_progress="minimal")
         gr.on([self.sketch.change, self.predict_drawing_btn.click], self.predict_drawing,
-              [self.checkpoint, self.sketch, self.topk, ws], [*outputs, self.shared.explain_image],
-              api_name="predict_drawing", concurrency_id="predict", concurrency_limit=4, trigger_mode="always_last",
-              show_progress="minimal")
-        self.picker.random.click(random_test_image, [self.checkpoint, ws], [self.image, self.picker.truth],
-                                 api_name="random_example", concurrency_limit=4)
-        self.picker.gallery.click(example_loader(self.picker), self.picker.gallery, [self.image, self.picker.truth],
-                                  api_name="example", api_visibility="undocumented", concurrency_limit=4)
+              inputs_kwargs={"checkpoint": self.checkpoint, "drawing": self.sketch, "topk": self.topk, "ws": ws},
+              outputs=[*outputs, self.shared.explain_image], api_name="predict_drawing", concurrency_id="predict",
+              concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
+        self.picker.random.click(self.picker.show_random, inputs_kwargs={"checkpoint": self.checkpoint, "ws": ws},
+                                 outputs=[self.image, self.picker.truth], api_name="random_example", concurrency_limit=4)
+        self.picker.gallery.click(self.picker.show_example, inputs_kwargs={"index": self.picker.gallery},
+                                  outputs=[self.image, self.picker.truth], api_name="example",
+                                  api_visibility="undocumented", concurrency_limit=4)
         # Explain works on the same image: copy it client-side (no upload, no decode).
         self.image.change(None, self.image, self.shared.explain_image, js="(x) => x", api_visibility="private",
                           queue=False)
-        gr.on([self.checkpoint.input], lambda name: name, self.checkpoint, self.shared.explain_checkpoint,
-              api_visibility="private", queue=False)
+        explain_checkpoint = self.shared.explain_checkpoint
+        gr.on([self.checkpoint.input], lambda name: {explain_checkpoint: name}, inputs_kwargs={"name": self.checkpoint},
+              outputs=explain_checkpoint, api_visibility="private", queue=False)
+
+    def _shown(self, report: PredictionReport) -> dict:
+        """A prediction as updates of the label, the network's view and the details line."""
+        return {self.label: report.prediction.as_dict(), self.view: report.view, self.details: report.details}
 
     @guarded
-    def predict(self, checkpoint: str, image: PIL.Image.Image | None, topk: int, ws: SessionWorkspace) -> tuple:
+    def predict(self, *, checkpoint: str, image: PIL.Image.Image | None, topk: int, ws: SessionWorkspace) -> dict:
         """Top-k classes of `image` under `checkpoint`, and the image as the network sees it."""
         if image is None:
-            return None, None, EMPTY
-        return run_prediction(load_model(checkpoint, ws), image, topk)
+            return {self.label: None, self.view: None, self.details: EMPTY}
+        return self._shown(run_prediction(load_model(checkpoint, ws), image, topk))
 
     @guarded
-    def predict_drawing(self, checkpoint: str, drawing: dict | None, topk: int, ws: SessionWorkspace) -> tuple:
+    def predict_drawing(self, *, checkpoint: str, drawing: dict | None, topk: int, ws: SessionWorkspace) -> dict:
         """Predict a sketch: greyscale models see it inverted, cropped and centred like their training digits/garments."""
         loaded = load_model(checkpoint, ws)
         try:
             img = drawing_to_image((drawing or {}).get("composite"), loaded.meta.in_channels, loaded.meta.dataset)
         except ImageError as exc:  # an empty canvas (also fired by Clear): say so quietly, no error pop-up
-            return None, None, f"{str(exc)[0].upper()}{str(exc)[1:]}.", gr.skip()
-        return *run_prediction(loaded, img, topk), img
+            return {self.label: None, self.view: None, self.details: f"{str(exc)[0].upper()}{str(exc)[1:]}."}
+        return {**self._shown(run_prediction(loaded, img, topk)), self.shared.explain_image: img}
 
 
 def build(shared: Shared) -> PredictTab:

@@ -1,48 +1,45 @@
-"""Layer menus and the feature-map / filter pictures of the Explain tab (no gradio here)."""
+"""The pictures of an explanation, with the captions that say what they show: the Grad-CAM overlay, the attribution
+methods side by side, and one layer's feature maps and filters."""
 from __future__ import annotations
 
-import functools
+from typing import TYPE_CHECKING
 
 import PIL.Image
 import torch
 import torch.nn as nn
 
-from ..explain.hooks import output_shapes
+from ..explain.choices import nearest_conv
 from ..explain.layers import ExplainError
 from ..explain.maps import feature_maps, filters
-from ..render.pictures import feature_grid, filter_grid
-from ..store.checkpoints import LoadedModel
+from .figures import figure_to_image, figure_to_png, methods_figure
+from .pictures import feature_grid, filter_grid, overlay
+
+if TYPE_CHECKING:
+    from ..explain.pipeline import Explanation
 
 SORT_LABELS = {"mean": "strongest mean activation first", "max": "strongest peak first",
                "frac_active": "largest active area first", "none": "in channel order"}
 
 
-@functools.lru_cache(maxsize=8)
-def layer_choices(loaded: LoadedModel) -> list[tuple[str, str]]:
-    """(label, name) for every layer with a [C,h,w] output, e.g. 'features.0 · Conv2d · 6×28×28'."""
-    spec = loaded.meta.spec
-    shapes = output_shapes(loaded.model, torch.zeros(1, spec.channels, spec.size, spec.size))
-    out = []
-    for name, module in loaded.model.named_modules():
-        shape = shapes.get(name, ())
-        if name and len(shape) == 4:
-            out.append((f"{name} · {type(module).__name__} · {'×'.join(map(str, shape[1:]))}", name))
-    return out
+def cam_overlay(exp: Explanation, opacity: float = 0.5) -> PIL.Image.Image:
+    """The Grad-CAM heat map blended over the model's view of the image."""
+    return overlay(exp.view, exp.cam.upsampled, float(opacity))
 
 
-def nearest_conv(model: nn.Module, layer: str) -> str | None:
-    """`layer` itself if it is a Conv2d, else the last Conv2d before it (a ReLU or pool shows its conv's filters)."""
-    last = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            last = name
-        if name == layer:
-            return last
-    return None
+def methods_picture(exp: Explanation, opacity: float = 0.5, dpi: int = 100) -> PIL.Image.Image | None:
+    """The input and every attribution map side by side (None when no method was asked for)."""
+    if not exp.attributions:
+        return None
+    return figure_to_image(methods_figure(exp.view, exp.attributions, exp.class_names, alpha=float(opacity)), dpi=dpi)
 
 
-def fm_view(model: nn.Module, x: torch.Tensor, layer: str, sort: str | None, max_maps: float | None
-            ) -> tuple[PIL.Image.Image, str]:
+def explanation_png(exp: Explanation, title: str | None = None, dpi: int = 120) -> bytes:
+    """The slide-ready figure of the attribution maps as PNG bytes, titled e.g. with the checkpoint's name."""
+    return figure_to_png(methods_figure(exp.view, exp.attributions, exp.class_names, title=title), dpi=dpi)
+
+
+def feature_map_view(model: nn.Module, x: torch.Tensor, layer: str, sort: str | None, max_maps: float | None
+                     ) -> tuple[PIL.Image.Image, str]:
     """Grid of `layer`'s channels for input x [1,C,S,S], and a caption saying what is shown."""
     fm = feature_maps(model, x, layer)
     c, h, w = fm.maps.shape
@@ -56,7 +53,7 @@ def fm_view(model: nn.Module, x: torch.Tensor, layer: str, sort: str | None, max
     return grid, caption
 
 
-def filters_view(model: nn.Module, layer: str) -> tuple[PIL.Image.Image | None, str]:
+def filter_view(model: nn.Module, layer: str) -> tuple[PIL.Image.Image | None, str]:
     """The kernels of the convolution at (or just before) `layer`, and a caption."""
     conv = nearest_conv(model, layer)
     if conv is None:
@@ -67,3 +64,6 @@ def filters_view(model: nn.Module, layer: str) -> tuple[PIL.Image.Image | None, 
            f"averaged over their {i} input channels; red positive, blue negative, white zero")
     where = "" if conv == layer else f" (the convolution feeding `{layer}`)"
     return filter_grid(flt), f"`{conv}`{where}: {o} filters of {kh}×{kw}, {how}."
+
+
+__all__ = ["SORT_LABELS", "cam_overlay", "explanation_png", "feature_map_view", "filter_view", "methods_picture"]

@@ -445,9 +445,9 @@ def test_run_prediction_reports_what_the_predict_tab_shows(loaded_tv):
 
 
 def test_architecture_page_follows_the_one_input_shape_rule():
+    from cnnviz.lecture.architecture_page import TABLE_COLUMNS, architecture_page, human
     from cnnviz.lecture.catalog import check_offered, dataset_choices, model_choices, web_datasets
     from cnnviz.models import input_shape
-    from cnnviz.render.architecture_page import TABLE_COLUMNS, architecture_page, human
 
     page = architecture_page("lenet5", "fashion-mnist")
     assert "LeNet-5" in page.header and "1×28×28" in page.header and "61,706" in page.totals

@@ -44,6 +44,7 @@ from cnnviz.render.lecture_pictures import draw_scale
 from cnnviz.store.checkpoints import load_checkpoint
 from cnnviz.store.run_reader import list_runs, load_replay, read_run
 from cnnviz.store.workspace import Workspace
+from cnnviz.train.callbacks import TimelapseCallback
 from cnnviz.train.config import TrainConfig
 from cnnviz.train.engine import fit
 from cnnviz.train.evaluate import evaluate_checkpoint
@@ -54,7 +55,7 @@ from cnnviz.train.events import Finished
 def finished_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     cfg = TrainConfig(arch="lenet5", dataset="digits", epochs=3, batch_size=64, lr=3e-3)
-    events = list(fit(cfg, runs_root=runs, timelapse=6))
+    events = list(fit(cfg, runs_root=runs, callbacks=[TimelapseCallback(k=6)]))
     assert isinstance(events[-1], Finished)
     return runs, events
 

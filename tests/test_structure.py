@@ -129,3 +129,41 @@ def test_the_readme_python_example_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "test accuracy" in out.stdout and "Grad-CAM" in out.stdout, out.stdout
     assert (tmp_path / "cam.png").stat().st_size > 1000  # the example writes a real picture
+
+
+# Top to bottom: a package may import (at run time) only the ones below it; type-only imports are free.
+LAYERS = ["ui", "cli", "train", "lecture", "render", "explain", "examples", "store", "models", "data", "drawing", "images"]
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """cnnviz packages (or loose modules) that `path` imports outside `if TYPE_CHECKING:` blocks."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for n in ast.walk(node)}
+    here = list(path.relative_to(PACKAGE).parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or id(node) in typing_only:
+            continue
+        if node.level:
+            base = here[:len(here) - (node.level - 1)]
+            target = base + (node.module.split(".") if node.module else [a.name for a in node.names][:1])
+        elif (node.module or "").startswith("cnnviz."):
+            target = node.module.split(".")[1:]
+        else:
+            continue
+        if target:
+            found.add(target[0])
+    return found
+
+
+def test_imports_point_down_the_layers():
+    wrong = []
+    for path in modules():
+        parts = path.relative_to(PACKAGE).parts
+        owner = parts[0] if len(parts) > 1 else path.stem
+        if owner not in LAYERS:
+            continue
+        below = set(LAYERS[LAYERS.index(owner) + 1:]) | {owner, "_lazy"}
+        wrong += [f"{module_name(path)} imports cnnviz.{t}" for t in sorted(runtime_imports(path) - below)]
+    assert wrong == [], "imports that point up (or sideways) the layers:\n" + "\n".join(wrong)

@@ -37,6 +37,11 @@ _EXPORTS = {
     "predict_tensor": ".predict",
     "parse_target": ".targets",
     "prepare": ".pipeline",
+    "explain_image": ".pipeline",
+    "Explanation": ".pipeline",
+    "run_prediction": ".pipeline",
+    "layer_choices": ".choices",
+    "target_choices": ".choices",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -17,9 +17,12 @@ _EXPORTS = {
     "TestSetPredictions": ".drilldown",
     "predict_test_set": ".drilldown",
     "cams_for_pair": ".drilldown",
-    "Timelapse": ".timelapse",
     "TimelapseRecorder": ".timelapse",
-    "load_timelapse": ".timelapse",
+    "architecture_overview": ".overview",
+    "architecture_page": ".architecture_page",
+    "web_datasets": ".catalog",
+    "model_choices": ".catalog",
+    "LectureError": ".errors",
     "timelapse_gif": ".timelapse",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

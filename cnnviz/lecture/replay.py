@@ -13,10 +13,11 @@ from ..render.figures import confusion_figure, figure_to_image
 from ..render.lecture_pictures import history_frames
 from ..store.atomic import atomic_write
 from ..store.run_reader import RunRecord, load_replay
+from ..store.timelapse_file import FILE as TIMELAPSE_FILE
+from ..store.timelapse_file import Timelapse, load_timelapse
 from ..store.workspace import Workspace
 from .errors import LectureError
-from .timelapse import FILE as TIMELAPSE_FILE
-from .timelapse import Timelapse, load_timelapse, render_frame, timelapse_gif
+from .timelapse import render_frame, timelapse_gif
 
 
 def run_choices(workspace: Workspace) -> list[tuple[str, str]]:

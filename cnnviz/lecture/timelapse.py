@@ -5,7 +5,6 @@ import copy
 import io
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,7 @@ from ..explain.layers import default_layer
 from ..explain.maps import filters
 from ..images import InputSpec, uint8_batch_to_input
 from ..render.pictures import colorize, overlay
-from ..store.atomic import atomic_write
-
-FILE = "timelapse.npz"
+from ..store.timelapse_file import Timelapse, save_timelapse
 
 
 def choose_probes(split: Split, k: int = 8, seed: int = 0) -> np.ndarray:
@@ -36,24 +33,6 @@ def choose_probes(split: Split, k: int = 8, seed: int = 0) -> np.ndarray:
             if idx and len(picks) < k:
                 picks.append(idx.pop())
     return np.array(picks, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Timelapse:
-    """Everything recorded: images [K,C,H,W] uint8, labels [K], per epoch probs [E,K,classes], cams [E,K,S,S], filters."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    epochs: np.ndarray  # [E]: 0 = before training
-    probs: np.ndarray  # float32 [E,K,classes]
-    cams: np.ndarray  # uint8 [E,K,S,S]: Grad-CAM scaled to 0..255
-    filters: np.ndarray  # float32 [E,out,in,kh,kw]: first conv layer
-    class_names: tuple[str, ...]
-    layer: str
-
-    def frame(self, i: int, cam_alpha: float = 0.5, size: int = 96) -> PIL.Image.Image:
-        """One epoch as a picture: each probe with its Grad-CAM, true and predicted label, then the filters."""
-        return render_frame(self, i, cam_alpha, size)
 
 
 class TimelapseRecorder:
@@ -99,18 +78,7 @@ class TimelapseRecorder:
 
     def save(self, run_dir: str | os.PathLike) -> Path:
         """Write run_dir/timelapse.npz atomically (no pickles inside: replay loads it with allow_pickle=False)."""
-        t = self.result()
-        arrays = dict(images=t.images, labels=t.labels, epochs=t.epochs, probs=t.probs, cams=t.cams, filters=t.filters,
-                      class_names=np.array(t.class_names), layer=np.array(t.layer))
-        # Not durable: rewritten after every epoch, and a lost frame is not a lost result.
-        return atomic_write(Path(run_dir) / FILE, lambda f: np.savez_compressed(f, **arrays))
-
-
-def load_timelapse(run_dir: str | os.PathLike) -> Timelapse:
-    """Read a run's time-lapse (plain arrays only)."""
-    with np.load(Path(run_dir) / FILE, allow_pickle=False) as z:
-        return Timelapse(z["images"], z["labels"], z["epochs"], z["probs"], z["cams"], z["filters"],
-                         tuple(str(s) for s in z["class_names"]), str(z["layer"]))
+        return save_timelapse(self.result(), run_dir)
 
 
 def _filter_strip(w: np.ndarray, height: int) -> PIL.Image.Image:

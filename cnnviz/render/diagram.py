@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import html
 import math
+from typing import TYPE_CHECKING
 
 import torch.nn as nn
 
-from ..lecture.summary import LayerRow, Summary
+if TYPE_CHECKING:  # types only: render sits below lecture
+    from ..lecture.summary import LayerRow, Summary
+
 
 # Leaf types that get their own box; activations, batch norm and dropout become tags on the box before them.
 BOXED = {"Conv2d": "conv", "MaxPool2d": "pool", "AvgPool2d": "pool", "AdaptiveAvgPool2d": "pool",

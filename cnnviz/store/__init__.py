@@ -20,6 +20,8 @@ _EXPORTS = {
     "checkpoints_dir": ".paths",
     "runs_dir": ".paths",
     "atomic_write": ".atomic",
+    "Timelapse": ".timelapse_file",
+    "load_timelapse": ".timelapse_file",
     "ModelCache": ".model_cache",
     "checkpoint_name": ".checkpoints",
 }

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lecture.timelapse import FILE as TIMELAPSE_FILE
-from ..lecture.timelapse import Timelapse, load_timelapse
 from .checkpoints import CheckpointError, load_checkpoint
 from .paths import runs_dir
 from .run_writer import read_history
+from .timelapse_file import FILE as TIMELAPSE_FILE
+from .timelapse_file import Timelapse, load_timelapse
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -5,14 +5,17 @@ import csv
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch.nn as nn
 
 from ..data import DatasetInfo
-from ..train.config import TrainConfig
-from ..train.events import EpochEnded
 from .atomic import atomic_write
 from .checkpoints import build_meta, save_checkpoint
+
+if TYPE_CHECKING:  # types only: the store sits below train
+    from ..train.config import TrainConfig
+    from ..train.events import EpochEnded
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "train_seconds", "epoch_seconds",
                  "images_per_sec"]

@@ -5,7 +5,6 @@ import math
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -58,30 +57,16 @@ def new_run_id(cfg: TrainConfig) -> str:
 
 def fit(cfg: TrainConfig, *, stop: threading.Event | None = None, pause: threading.Event | None = None,
         limits: Limits = Limits(), runs_root: Path | None = None, save: bool = True, progress_every: float = 0.25,
-        callbacks: Sequence[Callback] | None = None, timelapse: int | None = None,
-        probe_image: torch.Tensor | None = None) -> Iterator[Event]:
+        callbacks: Sequence[Callback] | None = None) -> Iterator[Event]:
     """Train `cfg`, yielding RunStarted, Progress, EpochEnded ... and exactly one Finished/Stopped/Failed.
 
     `stop`/`pause` are checked at every batch boundary. `callbacks` (train.callbacks) run before the first epoch and
     after every epoch; None means [TimelapseCallback()]: with `save`, the run folder also gets a learning time-lapse of
     8 test images, saved after every epoch (runs/<id>/timelapse.npz); [] means none. Nothing runs until the first
-    `next()`. `timelapse`/`probe_image` are deprecated: callbacks=[TimelapseCallback(k, probe_image)] says the same.
+    `next()`.
     """
     return _fit_events(cfg, stop, pause, limits, runs_root, save, progress_every,
-                       _callbacks(callbacks, timelapse, probe_image))
-
-
-def _callbacks(callbacks: Sequence[Callback] | None, timelapse: int | None,
-               probe_image: torch.Tensor | None) -> list[Callback]:
-    """fit()'s callback list: as given, the default time-lapse, or translated from the deprecated keywords."""
-    if timelapse is None and probe_image is None:
-        return [TimelapseCallback()] if callbacks is None else list(callbacks)
-    if callbacks is not None:
-        raise TypeError("fit() takes callbacks=[...] or the deprecated timelapse=/probe_image=, not both")
-    warnings.warn("fit(timelapse=k, probe_image=img) is deprecated; pass callbacks=[TimelapseCallback(k, img)] "
-                  "(cnnviz.train.callbacks)", DeprecationWarning, stacklevel=3)
-    k = 8 if timelapse is None else timelapse
-    return [TimelapseCallback(k, probe_image)] if k > 0 else []  # timelapse=0 used to mean "no time-lapse"
+                       [TimelapseCallback()] if callbacks is None else list(callbacks))
 
 
 def _fit_events(cfg: TrainConfig, stop: threading.Event | None, pause: threading.Event | None, limits: Limits,

@@ -2,7 +2,7 @@
 instead of ending the whole server: on a CPU, running out of memory is the kernel killing the process, not an error.
 
 Estimate: weights, gradients and optimiser state (4 bytes each), plus every layer's output for the batch times
-ACTIVATION_FACTOR (saved activations, their gradients and scratch). Measured peaks on the CPU (tests/test_memory.py and
+ACTIVATION_FACTOR (saved activations, their gradients and scratch). Measured peaks on the CPU (tests/test_train_memory.py and
 the calibration in its docstring) were 0.85x to 2.2x the layer outputs, so the factor errs on the safe side.
 """
 from __future__ import annotations

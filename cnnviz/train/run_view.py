@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import shutil
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import PIL.Image
 
 from ..render.figures import confusion_figure, figure_to_image
 from ..store.checkpoints import checkpoint_name
+from ..store.scratch import ScratchFolder
 from .events import Event, Failed, Finished, Stopped
 from .session import PlotMeta, TrainSession, Worker
 
@@ -98,22 +97,17 @@ def per_class_frame(end: Finished, class_names: tuple[str, ...]) -> pd.DataFrame
 
 
 class DownloadFolder:
-    """Copies of checkpoints named after their run (a run's file is always model.pt), in one temp folder per app."""
+    """Copies of checkpoints named after their run (a run's file is always model.pt), in one scratch folder per app."""
 
     def __init__(self, prefix: str = "cnnviz-downloads-") -> None:
-        self.prefix = prefix
-        self.path: Path | None = None  # made on first use: no work when the app is built
-        self._lock = threading.Lock()  # two runs may end at once
+        self.folder = ScratchFolder(prefix)
 
     def copy(self, checkpoint: str | None) -> str | None:
         """A copy of `checkpoint` called <run name>.pt, or None when there is no such file."""
         name = checkpoint_name(checkpoint) if checkpoint else None
         if not name or not Path(checkpoint).is_file():
             return None
-        with self._lock:
-            if self.path is None:
-                self.path = Path(tempfile.mkdtemp(prefix=self.prefix))
-        target = self.path / f"{name}.pt"
+        target = self.folder.path() / f"{name}.pt"
         shutil.copyfile(checkpoint, target)
         return str(target)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from ..lecture.catalog import check_offered, dataset_choices, model_choices, web_datasets
-from ..render.architecture_page import TABLE_COLUMNS, ArchitecturePage, architecture_page
+from ..lecture.architecture_page import TABLE_COLUMNS, ArchitecturePage, architecture_page
+from ..lecture.catalog import check_offered, dataset_choices, model_choices
 from .common import Shared, guarded, note
 
 NOTE = ("**What am I looking at?** Every layer of the network, in order, for one input image. *Output* is the shape of "
@@ -55,4 +55,4 @@ def build(shared: Shared) -> ArchitectureTab:
 
 
 # Other tabs import these from here; they now live in the core (cnnviz.lecture.catalog).
-__all__ = ["ArchitectureTab", "build", "model_choices", "table_frame", "web_datasets"]
+__all__ = ["ArchitectureTab", "build", "table_frame"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import gradio as gr
 
 from ..data import get_dataset_info
+from ..lecture.catalog import model_choices, web_datasets
 from ..lecture.receptive_tables import Geometry, geometry, rf_curves, rf_table, unit_field
 from ..lecture.summary import LayerRow
-from .architecture_tab import model_choices, web_datasets
 from .common import SessionWorkspace, Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
 from .lecture_plots import clear_plots_on
 

@@ -3,14 +3,12 @@ and replay its curves and confusion matrix, with no training and no GPU. Layout 
 cnnviz.lecture.replay."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 from ..lecture.replay import frame_at, recorded_timelapse, replay_run, run_choices, write_gif
-from ..lecture.timelapse import Timelapse
 from ..store.run_reader import RunRecord
+from ..store.scratch import ScratchFolder
+from ..store.timelapse_file import Timelapse
 from ..store.workspace import Workspace, WorkspaceError
 from .common import SessionWorkspace, Shared, guarded, note, share_run, user_error
 from .lecture_plots import clear_plots_on
@@ -24,7 +22,6 @@ EMPTY = "Choose a run (train one in the Train tab, then press ↻)."
 SHARE = "Share with everyone"
 DELETE = "Delete this run"
 REPLAY = dict(api_visibility="private", concurrency_limit=4)
-_GIFS: list[Path] = []  # one temp folder per process, made on first use
 
 
 def menu_choices(ws: SessionWorkspace | None) -> list[tuple[str, str]]:
@@ -54,6 +51,7 @@ class TimelapseTab:
 
     def __init__(self, shared: Shared, tab: gr.Tab) -> None:
         note(NOTE)
+        self.gifs = ScratchFolder("cnnviz-gifs-")  # made on the first GIF, not when the app is built
         choices = menu_choices(None)
         with gr.Row():
             self.run = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Run",
@@ -167,9 +165,7 @@ class TimelapseTab:
         """Every frame as an animated GIF (for slides), saved as <run id>-timelapse.gif in a temp folder."""
         record = find_run(run_id, ws)
         t = recorded_timelapse(record)
-        if not _GIFS:
-            _GIFS.append(Path(tempfile.mkdtemp(prefix="cnnviz-gifs-")))
-        return {self.gif: str(write_gif(t, _GIFS[0], record.run_id))}
+        return {self.gif: str(write_gif(t, self.gifs.path(), record.run_id))}
 
 
 def build(shared: Shared, tab: gr.Tab) -> TimelapseTab:

@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
-import PIL.Image
 
 from ..examples import asset_examples, test_example
 from ..images import load_image
 from .common import SessionWorkspace, guarded, load_model
 from .uploads import SafeImage
-
-_RNG = random.Random()
 
 
 @dataclass(eq=False)  # compared by identity, so hashable: its bound methods are event handlers
@@ -26,6 +22,7 @@ class ImagePicker:
     truth: gr.Textbox
     gallery: gr.Dataset
     examples: list[tuple[Path, str]]
+    rng: random.Random = field(default_factory=random.Random)  # this picker's own: no module-level state
 
     @guarded
     def show_example(self, *, index: int) -> dict:
@@ -36,8 +33,8 @@ class ImagePicker:
     @guarded
     def show_random(self, *, checkpoint: str | None, ws: SessionWorkspace) -> dict:
         """A random test image of the checkpoint's dataset, with its true label."""
-        image, truth = random_test_image(checkpoint, ws)
-        return {self.image: image, self.truth: truth}
+        ex = test_example(load_model(checkpoint, ws).meta.dataset, rng=self.rng)
+        return {self.image: ex.image, self.truth: f"{ex.label} (test image {ex.index} of {ex.dataset})"}
 
 
 def image_picker(label: str, elem_id: str, height: int, sources: tuple[str, ...] = ("upload", "clipboard"),
@@ -55,23 +52,3 @@ def image_picker(label: str, elem_id: str, height: int, sources: tuple[str, ...]
     gr.on([image.upload, image.clear], lambda: {truth: ""}, outputs=truth, api_visibility="private",
           queue=False)  # the true label of an upload is unknown
     return ImagePicker(image, rand, truth, gallery, examples)
-
-
-def example_loader(picker: ImagePicker) -> Callable[[int], tuple[PIL.Image.Image, str]]:
-    """Handler for a click on the gallery returning (the example image, its caption): the Predict tab's; the lecture
-    tabs wire ImagePicker.show_example, which answers {component: value}."""
-
-    @guarded
-    def load_example(index: int) -> tuple[PIL.Image.Image, str]:
-        """Example number `index` of the gallery and its caption."""
-        path, caption = picker.examples[int(index)]
-        return load_image(path), caption  # decoded here: served from the cache wherever the app runs
-
-    return load_example
-
-
-@guarded
-def random_test_image(checkpoint: str | None, ws: SessionWorkspace) -> tuple[PIL.Image.Image, str]:
-    """A random test image of the checkpoint's dataset, with its true label."""
-    ex = test_example(load_model(checkpoint, ws).meta.dataset, rng=_RNG)
-    return ex.image, f"{ex.label} (test image {ex.index} of {ex.dataset})"

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..lecture.catalog import web_datasets
 from ..train.config import OPTIMIZERS, SCHEDULES, Limits, TrainConfig
 from ..train.events import Failed
 from ..train.form import (
@@ -25,7 +26,6 @@ from ..train.form import (
 )
 from ..train.run_view import saved_name
 from ..train.session import PlotFeed, TrainSession
-from .architecture_tab import web_datasets
 from .common import SessionWorkspace, Shared, guarded, note, refreshed_dropdown, share_run, user_error
 from .train_view import RunView
 

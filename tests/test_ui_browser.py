@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_api import CKPT, REPO, running_app  # pytest puts tests/ on sys.path
+from test_ui_api import CKPT, REPO, running_app  # pytest puts tests/ on sys.path
 
 CHROMIUM = "/usr/bin/chromium"
 # Never `playwright install`: it downloads a browser. These flags keep Chromium itself off the network.

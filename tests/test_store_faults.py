@@ -157,6 +157,7 @@ def test_a_failed_timelapse_save_leaves_the_previous_one_and_no_temp_file(tmp_pa
     from cnnviz.data import load_dataset
     from cnnviz.images import InputSpec
     from cnnviz.lecture import timelapse
+    from cnnviz.store import timelapse_file
 
     ds = load_dataset("digits")
     spec = InputSpec(1, 16, tuple(ds.info.mean), tuple(ds.info.std))  # LeNet-5 sees the 8 px digits at 16 px
@@ -171,4 +172,4 @@ def test_a_failed_timelapse_save_leaves_the_previous_one_and_no_temp_file(tmp_pa
     monkeypatch.setattr(np, "savez_compressed", full)
     with pytest.raises(OSError):
         rec.save(tmp_path)
-    assert (tmp_path / timelapse.FILE).read_bytes() == before and _leftovers(tmp_path) == []
+    assert (tmp_path / timelapse_file.FILE).read_bytes() == before and _leftovers(tmp_path) == []

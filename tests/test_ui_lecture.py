@@ -20,11 +20,11 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from cnnviz.images import uint8_to_pil  # noqa: E402
 from cnnviz.lecture.drilldown import model_inputs, predict_test_set, trained_dataset  # noqa: E402
-from cnnviz.lecture.timelapse import load_timelapse  # noqa: E402
 from cnnviz.render.figures import confusion_figure, figure_to_png  # noqa: E402
 from cnnviz.render.lecture_pictures import FIELD_COLOUR, confusion_picture, draw_scale  # noqa: E402
 from cnnviz.store.checkpoints import load_checkpoint  # noqa: E402
 from cnnviz.store.paths import REPO_DIR  # noqa: E402
+from cnnviz.store.timelapse_file import load_timelapse  # noqa: E402
 from cnnviz.train.config import Limits, TrainConfig  # noqa: E402
 from cnnviz.train.engine import fit  # noqa: E402
 from cnnviz.train.events import Finished  # noqa: E402

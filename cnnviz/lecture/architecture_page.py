@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ..lecture.overview import ArchitectureOverview, architecture_overview
-from .diagram import layer_diagram
+from ..render.diagram import layer_diagram
+from .overview import ArchitectureOverview, architecture_overview
 
 TABLE_COLUMNS = ("layer", "type", "output", "parameters", "FLOPs", "RF (px)", "jump")
 

@@ -1,6 +1,6 @@
 """The launched app driven through gradio_client: every api_name, with real content checked.
 
-`running_app` and `seed_checkpoint` are reused by test_uploads.py and test_browser.py.
+`running_app` and `seed_checkpoint` are reused by test_ui_uploads.py, test_ui_browser.py and test_ui_server_files.py.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("gradio")
 from gradio.utils import get_upload_folder  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
-from test_api import CHECKPOINT, CKPT, DOWNLOAD, REPO, TRAIN, running_app  # noqa: E402  (pytest puts tests/ on sys.path)
+from test_ui_api import CHECKPOINT, CKPT, DOWNLOAD, REPO, TRAIN, running_app  # noqa: E402  (pytest puts tests/ on sys.path)
 
 from cnnviz.ui import private_upload_folder  # noqa: E402
 

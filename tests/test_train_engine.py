@@ -5,12 +5,12 @@ import time
 import pytest
 import torch
 
-from cnnviz.lecture.timelapse import load_timelapse
 from cnnviz.store.checkpoints import load_checkpoint
+from cnnviz.store.timelapse_file import load_timelapse
 from cnnviz.train.callbacks import Callback, TimelapseCallback
 from cnnviz.train.config import ConfigError, Limits, TrainConfig, validate
 from cnnviz.train.device_data import random_crop
-from cnnviz.train.engine import _callbacks, _Run, fit
+from cnnviz.train.engine import _Run, fit
 from cnnviz.train.evaluate import evaluate_checkpoint, per_class_accuracy
 from cnnviz.train.events import EpochEnded, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
 
@@ -172,14 +172,7 @@ def test_no_callbacks_means_no_timelapse_and_unsaved_runs_record_nothing(workdir
     assert lapse.recorder is None  # no run folder: nothing to record into
 
 
-def test_the_old_timelapse_keywords_still_work_with_a_warning():
-    with pytest.warns(DeprecationWarning, match="TimelapseCallback"):
-        (cb,) = _callbacks(None, 6, None)
-    assert isinstance(cb, TimelapseCallback) and cb.k == 6
-    with pytest.warns(DeprecationWarning):
-        assert _callbacks(None, 0, None) == []  # timelapse=0 meant none
-    with pytest.raises(TypeError, match="not both"):
-        fit(DIGITS, callbacks=[], timelapse=3)
+def test_a_timelapse_of_no_probes_is_refused_with_the_way_to_ask_for_none():
     with pytest.raises(ValueError, match=r"callbacks=\[\]"):
         TimelapseCallback(k=0)
 

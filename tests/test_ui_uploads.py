@@ -21,7 +21,7 @@ from gradio.data_classes import FileData, ImageData  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_api import CKPT, REPO, running_app  # noqa: E402  (pytest puts tests/ on sys.path)
+from test_ui_api import CKPT, REPO, running_app  # noqa: E402  (pytest puts tests/ on sys.path)
 
 from cnnviz.ui.uploads import SafeImage, SafeSketchpad  # noqa: E402
 

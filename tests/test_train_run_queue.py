@@ -121,7 +121,7 @@ def test_downloads_are_named_after_their_run(tmp_path):
     copy_path = Path(downloads.copy(str(run / "model.pt")))
     assert copy_path.name == f"{run.name}.pt" and copy_path.read_bytes() == b"weights"
     assert downloads.copy(None) is None and downloads.copy(str(tmp_path / "missing.pt")) is None
-    shutil.rmtree(downloads.path)
+    shutil.rmtree(downloads.folder.path())
 
 
 def test_the_train_tabs_rules_import_without_gradio():

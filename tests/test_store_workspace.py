@@ -70,8 +70,8 @@ def test_sharing_refuses_other_peoples_runs_unfinished_runs_and_odd_names(folder
     for hostile in ("../../etc", "..", "a/b", "/etc/passwd", ""):
         with pytest.raises(WorkspaceError):
             ann.share(hostile)
-    (ann.find_run(run).dir / "model.pt").unlink()  # as while the run is still training
-    with pytest.raises(WorkspaceError, match="no checkpoint yet"):
+    (ann.find_run(run).dir / "model.pt").unlink()  # as when the disk was full at the end (training: test_store_run_state)
+    with pytest.raises(WorkspaceError, match="no saved weights to share"):
         ann.share(run)
 
 

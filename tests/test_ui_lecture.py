@@ -162,6 +162,26 @@ def test_unknown_run_is_a_clear_message(app):
         client.predict("no-such-run", 0, api_name="/timelapse_frame")
 
 
+def test_an_empty_frame_index_is_a_clear_message(app):
+    client, _, run_id, *_ = app
+    with pytest.raises(AppError, match=r"Choose a frame: a whole number from 0 to 2 \(0 = before training\)"):
+        client.predict(run_id, None, api_name="/timelapse_frame")  # was "Something went wrong" (int(None))
+
+
+def test_a_cut_off_time_lapse_is_a_clear_message_and_the_curves_still_replay(app):
+    client, _, run_id, _, runs = app
+    cut = shutil.copytree(runs / run_id, runs / f"{run_id}-cut")
+    data = (cut / "timelapse.npz").read_bytes()
+    (cut / "timelapse.npz").write_bytes(data[: len(data) * 2 // 3])  # what a full disk or a killed server leaves
+    try:
+        summary, _, frame, loss, _, _ = client.predict(cut.name, api_name="/replay")
+        assert "cut off or damaged" in summary and frame is None and len(loss["data"]) == 4
+        with pytest.raises(AppError, match=f"The time-lapse of run {cut.name} cannot be read"):
+            client.predict(cut.name, 1, api_name="/timelapse_frame")
+    finally:
+        shutil.rmtree(cut)
+
+
 def _worst_cell(matrix: np.ndarray) -> tuple[int, int]:
     m = matrix.copy()
     np.fill_diagonal(m, -1)

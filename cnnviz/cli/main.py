@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 512  # as TrainConfig allows: 100000 px asked for a 40 GB tensor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args) -> int:
+    """Models, datasets, presets, checkpoints and runs; what cannot be read is named with the reason, not hidden."""
     from ..data import availability, get_dataset_info, list_datasets
     from ..models import get_model_info, list_models
     from ..store.checkpoints import list_checkpoints
+    from ..store.run_reader import list_runs
     from ..train.presets import PRESETS
 
     print("Models:")
@@ -57,10 +63,18 @@ def cmd_list(args) -> int:
     print("Presets:")
     for p in PRESETS.values():
         print(f"  {p.name:<28}{p.config.arch} on {p.config.dataset}, {p.config.epochs} epochs")
+    checkpoints, runs = list_checkpoints(), list_runs()
     print("Checkpoints:")
-    for c in list_checkpoints():
+    for c in checkpoints:
         acc = f"{c.test_acc:.3f}" if c.test_acc is not None else "-"
         print(f"  {c.name:<36}{c.arch} on {c.dataset}, test accuracy {acc}")
+    print("Runs:")
+    for r in runs:
+        print(f"  {r.label}")
+    if checkpoints.skipped or runs.skipped:
+        print("Left out because they cannot be read (fix or delete them):")
+        for kind, s in [("checkpoint", s) for s in checkpoints.skipped] + [("run", s) for s in runs.skipped]:
+            print(f"  {kind} {s.name}: {s.reason} [{s.path}]")
     return 0
 
 
@@ -71,6 +85,8 @@ def cmd_summary(args) -> int:
     from ..lecture.summary import summarize
     from ..models import get_model, get_model_info, input_shape
 
+    if args.input_size is not None and not MIN_INPUT_SIZE <= args.input_size <= MAX_INPUT_SIZE:
+        raise ValueError(f"--input-size must be from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} px, got {args.input_size}")
     info = get_dataset_info(args.dataset)
     shape = input_shape(args.model, args.dataset, args.input_size)
     size = shape.size
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..data import DatasetUnavailable
     from ..images import ImageError
     from ..store.checkpoints import CheckpointError
+    from ..store.disk import write_problem
 
     args = _parser().parse_args(argv)
     from ..train.bench import cmd_bench
@@ -134,6 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ImageError, DatasetUnavailable, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {msg}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except PermissionError as exc:  # e.g. --folder / reaching /proc or /root while scanning
+        print(f"error: permission denied: {exc.filename or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:  # `... --json | head -1`: the reader has gone; stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):  # stdout may be no file (a test's capture)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or the exit flush complains on stderr
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a full disk, a folder that cannot be written: one line that says which
+        print(f"error: {write_problem(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

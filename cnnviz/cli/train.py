@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from ..store.atomic import atomic_copy
-from ..store.checkpoints import checkpoint_path
+from ..store.checkpoints import CheckpointError, checkpoint_path
+from ..store.disk import write_problem
 from ..train.config import TrainConfig
 from ..train.engine import fit
 from ..train.events import EpochEnded, Failed, Finished, Progress, RunStarted, Stopped
@@ -32,6 +35,7 @@ def add_parser(sub) -> None:
         t.add_argument(flag, type=typ, default=None)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--out", default=None, help="also save the checkpoint as checkpoints/OUT.pt")
+    t.add_argument("--force", action="store_true", help="let --out replace an existing checkpoint of that name")
     t.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
 
 
@@ -46,9 +50,15 @@ def config_from_args(args) -> TrainConfig:
 
 
 def run(args) -> int:
-    """Train, showing progress; 0 when finished, 1 when stopped, 2 on failure."""
+    """Train, showing progress; 0 when finished and saved, 1 when stopped or the checkpoint could not be saved (the
+    results are still printed), 2 on failure."""
     cfg = config_from_args(args)
     out = checkpoint_path(args.out) if args.out else None  # validate the name before training
+    force = getattr(args, "force", False)
+    if out is not None and out.exists() and not force:  # e.g. a shipped checkpoint: 96% would become 8%
+        raise CheckpointError(f"{out} already exists; choose another --out name, or add --force to replace it")
+    if cfg.dataset == "folder" and cfg.folder_path:
+        _check_readable(Path(cfg.folder_path).expanduser())
     bar = None
     for ev in fit(cfg):
         if args.json:
@@ -68,21 +78,45 @@ def run(args) -> int:
         if isinstance(ev, (Finished, Stopped, Failed)):
             if bar is not None:
                 bar.close()
-            return _finish(ev, out, quiet=args.json)
+            return _finish(ev, _unless_taken(out, force, ev), quiet=args.json)
     return 1
+
+
+def _check_readable(folder: Path) -> None:
+    """Fail before loading (which scans the whole tree) when the folder itself cannot be listed."""
+    if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+
+def _unless_taken(out: Path | None, force: bool, ev) -> Path | None:
+    """`out`, unless a checkpoint of that name appeared while training (then the run folder keeps the only copy)."""
+    if out is not None and out.exists() and not force and not isinstance(ev, Failed):
+        print(f"warning: {out} appeared while training; not replaced (use --force)", file=sys.stderr)
+        return None
+    return out
 
 
 def _finish(ev, out: Path | None, quiet: bool) -> int:
     if isinstance(ev, Failed):
         print(f"error: {ev.message}", file=sys.stderr)
         return 2
-    if ev.checkpoint and out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_copy(ev.checkpoint, out)  # checkpoints/ never holds half a file
+    copied = _copy_out(ev.checkpoint, out) if ev.checkpoint and out is not None else None
     if not quiet:
         if isinstance(ev, Finished):
             print(f"test accuracy {ev.test_acc:.4f} in {ev.seconds:.1f} s", file=sys.stderr)
-            if ev.warning:
-                print(f"warning: {ev.warning}", file=sys.stderr)
-        print(f"checkpoint: {out or ev.checkpoint}")
-    return 0 if isinstance(ev, Finished) else 1
+        print(f"checkpoint: {copied or ev.checkpoint or 'none saved'}")
+    if isinstance(ev, Finished) and ev.warning:  # stderr even with --json: the JSON lines on stdout stay parseable
+        print(f"warning: {ev.warning}", file=sys.stderr)
+    kept = ev.checkpoint is not None and (out is None or copied is not None)
+    return 0 if isinstance(ev, Finished) and kept else 1
+
+
+def _copy_out(checkpoint: str, out: Path) -> Path | None:
+    """Copy the run's checkpoint to checkpoints/OUT.pt; None, with a warning, when it cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_copy(checkpoint, out)  # checkpoints/ never holds half a file
+    except OSError as exc:
+        print(f"warning: the checkpoint could not be copied to {out} ({write_problem(exc)}); it is still in "
+              f"{checkpoint}", file=sys.stderr)
+        return None

@@ -24,6 +24,12 @@ _EXPORTS = {
     "load_timelapse": ".timelapse_file",
     "ModelCache": ".model_cache",
     "checkpoint_name": ".checkpoints",
+    "RunReadError": ".run_reader",
+    "TimelapseError": ".timelapse_file",
+    "Listing": ".listing",
+    "Skipped": ".listing",
+    "start_up": ".cleanup",
+    "write_problem": ".disk",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 MODE = 0o644  # mkstemp makes 0600 files; what we write (checkpoints, images, time-lapses) is meant to be read by others
+
+TEMP_SUFFIX = ".tmp"
+TEMP_NAME = re.compile(r"^\..+-(?P<pid>\d+)-[a-z0-9_]+\.tmp$")  # .<name>-<pid>-<mkstemp's random part>.tmp
 
 Writer = Callable[[BinaryIO], object]
 
@@ -20,11 +24,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | Writer, *, durable: bool
 
     The temp file sits in the same folder (os.replace is only atomic within one file system) and is hidden and ends in
     .tmp, so folder listings (`*.pt`, `*/config.json`) never pick it up. It is removed on any error, KeyboardInterrupt
-    included. `durable` also fsyncs the file before the rename and the folder after it, so a power cut leaves the old or
-    the new content rather than an empty file: worth it for results (checkpoints), not for caches.
+    included; its name carries the writer's pid, so the next start removes what a killed process left (store.cleanup).
+    `durable` also fsyncs the file before the rename and the folder after it, so a power cut leaves the old or the new
+    content rather than an empty file: worth it for results (checkpoints), not for caches.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-{os.getpid()}-", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             if isinstance(data, (bytes, bytearray, memoryview)):
@@ -61,4 +66,4 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-__all__ = ["atomic_write", "atomic_copy"]
+__all__ = ["TEMP_NAME", "TEMP_SUFFIX", "atomic_write", "atomic_copy"]

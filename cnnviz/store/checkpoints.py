@@ -14,6 +14,8 @@ import torch.nn as nn
 from ..images import InputSpec
 from ..models import get_model, get_model_info, list_models
 from .atomic import atomic_write
+from .disk import as_os_error, is_torch_write_error
+from .listing import Listing, Skipped
 from .paths import checkpoints_dir, runs_dir
 
 FORMAT = "cnnviz-checkpoint"
@@ -110,7 +112,12 @@ def save_checkpoint(model: nn.Module, meta: CheckpointMeta, path: str | os.PathL
     _check_finite(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": FORMAT, "version": VERSION, "meta": meta.to_dict(), "state_dict": state}
-    return atomic_write(path, lambda f: torch.save(blob, f), durable=True)  # a result: fsynced
+    try:
+        return atomic_write(path, lambda f: torch.save(blob, f), durable=True)  # a result: fsynced
+    except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError, not an OSError
+        if is_torch_write_error(exc):
+            raise as_os_error(exc) from exc
+        raise
 
 
 def _check_finite(state: dict[str, torch.Tensor]) -> None:
@@ -130,9 +137,13 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 
 def _read(path: Path, mmap: bool = False) -> dict:
-    if not path.is_file():
+    try:
+        size = path.stat().st_size if path.is_file() else None
+    except OSError:  # removed or unreadable between the listing and here
+        size = None
+    if size is None:
         raise CheckpointError(f"no checkpoint at {path}")
-    if path.stat().st_size > MAX_BYTES:
+    if size > MAX_BYTES:
         raise CheckpointError(f"{path.name} is larger than {MAX_BYTES // 1_000_000} MB; refusing to load it")
     try:
         # weights_only=True: only tensors and plain containers are rebuilt; a pickle with code is refused.
@@ -150,6 +161,7 @@ def _read(path: Path, mmap: bool = False) -> dict:
 def _parse_meta(raw: object, name: str) -> CheckpointMeta:
     if not isinstance(raw, dict):
         raise CheckpointError(f"{name}: metadata missing")
+    _check_types(raw, name)
     try:
         meta = CheckpointMeta(**{**raw, "class_names": tuple(raw["class_names"]), "mean": tuple(raw["mean"]),
                                  "std": tuple(raw["std"])})
@@ -164,6 +176,31 @@ def _parse_meta(raw: object, name: str) -> CheckpointMeta:
     if len(meta.mean) != meta.in_channels or len(meta.std) != meta.in_channels or not all(s > 0 for s in meta.std):
         raise CheckpointError(f"{name}: mean/std do not match {meta.in_channels} channel(s)")
     return meta
+
+
+_Number = (int, float)
+# Field -> accepted types, and the type of each element for sequences: a damaged or foreign file is refused here, with
+# the field named, instead of failing later in a menu label or a plot.
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], tuple[type, ...] | None]] = {
+    "arch": ((str,), None), "dataset": ((str,), None), "class_names": ((list, tuple), (str,)),
+    "in_channels": ((int,), None), "input_size": ((int,), None), "mean": ((list, tuple), _Number),
+    "std": ((list, tuple), _Number), "arch_kwargs": ((dict,), None), "metrics": ((dict,), None),
+    "history": ((list, tuple), (dict,)), "config": ((dict,), None), "seed": ((int,), None), "created": ((str,), None),
+    "version": ((int,), None)}
+
+
+def _check_types(raw: dict, name: str) -> None:
+    """Refuse metadata whose fields have the wrong type (bool is no number here)."""
+    for key, (types, items) in _FIELD_TYPES.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, types) or items is not None and not all(
+                isinstance(v, items) and not isinstance(v, bool) for v in value):
+            raise CheckpointError(f"{name}: metadata field {key!r} is malformed ({type(value).__name__})")
+    acc = raw.get("metrics", {}).get("test_acc")
+    if acc is not None and (isinstance(acc, bool) or not isinstance(acc, _Number)):
+        raise CheckpointError(f"{name}: metadata field 'metrics.test_acc' is not a number")
 
 
 def _check_state(model: nn.Module, state: object, meta: CheckpointMeta, name: str) -> None:
@@ -206,22 +243,23 @@ class CheckpointEntry:
     shipped: bool  # in checkpoints/ (shipped or saved by name), not a run folder
 
 
-def list_checkpoints(run_roots: Iterable[Path] | None = None) -> list[CheckpointEntry]:
+def list_checkpoints(run_roots: Iterable[Path] | None = None) -> Listing[CheckpointEntry]:
     """Checkpoints in checkpoints/ and <root>/*/model.pt for each run root (default: runs/), newest first; unreadable
-    files are left out."""
+    files are left out, and named with the reason in the listing's `skipped`."""
     roots = [runs_dir()] if run_roots is None else list(run_roots)
     paths = sorted(checkpoints_dir().glob("*.pt")) + [p for root in roots for p in sorted(Path(root).glob("*/model.pt"))
                                                       if not p.parent.name.startswith(".")]  # not a run being removed
-    entries = []
+    entries, skipped = [], []
     for path in paths:
         try:
             meta = _parse_meta(_read(path, mmap=True).get("meta"), path.name)  # mmap: weights stay on disk
-        except CheckpointError:
+        except CheckpointError as exc:
+            skipped.append(Skipped(checkpoint_name(path), path, str(exc)))
             continue
         entries.append(CheckpointEntry(checkpoint_name(path), path, meta.arch, meta.dataset, meta.metrics.get("test_acc"), meta.created,
                                        shipped=path.parent == checkpoints_dir()))
     entries.sort(key=lambda e: e.created, reverse=True)
-    return sorted(entries, key=lambda e: not e.shipped)  # stable: shipped first, each group newest first
+    return Listing(sorted(entries, key=lambda e: not e.shipped), skipped)  # stable: shipped first, each newest first
 
 
 def describe(meta: CheckpointMeta) -> str:

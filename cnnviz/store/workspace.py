@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoints import CheckpointEntry, CheckpointError, list_checkpoints, safe_name
+from .listing import Listing
 from .paths import checkpoints_dir, runs_dir
-from .run_reader import RunRecord, list_runs, read_run, run_path
+from .run_reader import STATE_NOTES, RunRecord, list_runs, read_run, run_path
 
 USERS = "users"  # runs/users/<digest>/: the web app's private runs
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
@@ -24,6 +25,10 @@ _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 
 class WorkspaceError(ValueError):
     """A run that is not in this workspace, or cannot be shared; the message says which and why."""
+
+
+class UnreadableRun(WorkspaceError):
+    """A run that is there but cannot be read (a damaged or foreign file); the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Workspace:
         """Run folders this user sees: the shared runs, then their own."""
         return [runs_dir()] + ([self.own_root] if self.own_root else [])
 
-    def checkpoints(self) -> list[CheckpointEntry]:
+    def checkpoints(self) -> Listing[CheckpointEntry]:
         """Checkpoints this user may open: shipped, shared and their own."""
         return list_checkpoints(self.roots())
 
@@ -82,8 +87,8 @@ class Workspace:
         candidates = [checkpoints_dir() / f"{name}.pt"] + [root / name / "model.pt" for root in self.roots()]
         return next((p for p in candidates if p.is_file()), None)
 
-    def runs(self) -> list[RunRecord]:
-        """Runs this user may replay, newest first."""
+    def runs(self) -> Listing[RunRecord]:
+        """Runs this user may replay, newest first; `.skipped` names the ones that cannot be read."""
         return list_runs(self.roots())
 
     def owns(self, path: Path) -> bool:
@@ -101,8 +106,8 @@ class Workspace:
             if (path / "config.json").is_file():
                 try:
                     return read_run(path)
-                except (OSError, ValueError, KeyError):  # half-written or foreign: the listings skip it too
-                    raise WorkspaceError(f"run {run_id!r} cannot be read (its folder is incomplete)") from None
+                except (OSError, ValueError) as exc:  # damaged or foreign: the listings skip it too
+                    raise UnreadableRun(f"run {run_id!r} cannot be read: {exc}") from None
         raise WorkspaceError(f"no run called {run_id!r} here; refresh the list")
 
     def share(self, run_id: str) -> Path:
@@ -110,22 +115,32 @@ class Workspace:
         record = self.find_run(run_id)
         if not self.owns(record.dir):
             raise WorkspaceError(f"run {run_id!r} is already shared")
-        if record.checkpoint is None:  # the engine writes model.pt last: without it the run may still be writing
-            raise WorkspaceError(f"run {run_id!r} has no checkpoint yet; share it once it has finished or was stopped")
+        if record.state == "training":
+            raise WorkspaceError(f"run {run_id!r} is still training; share it once it has finished or was stopped")
+        if record.checkpoint is None:
+            raise WorkspaceError(f"run {run_id!r} has no saved weights to share ({STATE_NOTES.get(record.state, 'none')})")
         target = run_path(record.run_id)
         if target.exists():
             raise WorkspaceError(f"a shared run called {run_id!r} already exists")
         os.replace(record.dir, target)  # one rename: the run is either private or shared, never half of each
         return target
 
-    def delete(self, run_id: str) -> None:
-        """Remove one of this user's own runs (shared runs are the lecturer's to remove, on disk)."""
-        record = self.find_run(run_id)
+    def check_deletable(self, record: RunRecord) -> None:
+        """WorkspaceError unless `record` is one of this user's own runs and has stopped training."""
         if not self.owns(record.dir):
-            raise WorkspaceError(f"run {run_id!r} is shared with everyone; only the server's owner can remove it")
+            raise WorkspaceError(f"run {record.run_id!r} is shared with everyone; only the server's owner can remove it")
+        if record.state == "training":
+            raise WorkspaceError(f"run {record.run_id!r} is still training: stop it in the Train tab first, then "
+                                 "delete it")
+
+    def delete(self, run_id: str) -> None:
+        """Remove one of this user's own runs (shared runs are the lecturer's to remove, on disk; a run that still
+        trains is refused)."""
+        record = self.find_run(run_id)
+        self.check_deletable(record)
         doomed = record.dir.with_name(f".deleting-{record.dir.name}")
         os.replace(record.dir, doomed)  # gone from every menu at once, even while the files are being removed
         shutil.rmtree(doomed, ignore_errors=True)
 
 
-__all__ = ["USERS", "Workspace", "WorkspaceError"]
+__all__ = ["USERS", "UnreadableRun", "Workspace", "WorkspaceError"]

@@ -15,10 +15,11 @@ import torch.nn as nn
 from ..data import DatasetInfo, DatasetUnavailable, load_dataset
 from ..images import InputSpec
 from ..models import model_input_size
+from ..store.disk import is_disk_full, write_problem
 from ..store.paths import runs_dir
 from ..store.run_writer import RunLog
 from .callbacks import Callback, TimelapseCallback
-from .config import Limits, TrainConfig, validate
+from .config import Limits, TrainConfig, divergence_advice, validate
 from .device_data import DeviceData
 from .evaluate import EVAL_BATCH, evaluate, per_class_accuracy
 from .events import EpochEnded, Event, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
@@ -47,6 +48,8 @@ def open_run_log(run_dir: Path, cfg: TrainConfig, info: DatasetInfo, size: int) 
     try:
         return RunLog(run_dir, cfg, info, size), None
     except OSError as exc:
+        if is_disk_full(exc):
+            return None, f"nothing was saved because {write_problem(exc)}; free some space to keep the next run"
         return None, f"nothing was saved because the runs folder is not writable ({exc}); set CNNVIZ_RUNS"
 
 
@@ -211,7 +214,7 @@ class _Run:
         if not math.isfinite(loss) or loss > MAX_LOSS:
             raise Divergence(
                 f"the loss became {loss:.4g} in epoch {self.epoch} (step {self.step}): training diverged. "
-                f"Lower the learning rate (now {self.cfg.lr:g}, try {self.cfg.lr / 10:g}), or use Adam, or add batch norm."
+                + divergence_advice(self.cfg)
             )
         ips = self.step * self.batch_size / max(1e-9, self.train_seconds_total())
         eta = (self.total_steps - self.step) * self.batch_size / max(ips, 1e-9)
@@ -238,7 +241,8 @@ class _Run:
         val_loss, val_acc, self.confusion = evaluate(self.model, self.test_data, self.info.num_classes, self.criterion,
                                                      self.autocast, self.eval_batch)
         if not math.isfinite(val_loss):
-            raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: lower the learning rate")
+            raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: training diverged. "
+                             + divergence_advice(self.cfg))
         self.done_train_seconds = self.train_seconds_total()
         self.notify("on_epoch_end", self.epoch)
         loss_sum, right, seen = self.epoch_sums.tolist()
@@ -257,6 +261,7 @@ class _Run:
         """The end event after the last epoch (validate() guarantees at least one), with the final checkpoint."""
         confusion, last = self.confusion, self.last_epoch
         path, warning = self.save_model(final=True)
+        warning = self.log.end("finished", warning) if self.log else warning
         return Finished(
             run_id=self.run_id, checkpoint=path, test_loss=last.val_loss, test_acc=last.val_acc,
             confusion=tuple(tuple(int(v) for v in row) for row in confusion.tolist()),
@@ -265,6 +270,7 @@ class _Run:
     def stopped(self) -> Stopped:
         """The end event for a stop: the weights so far are kept, marked incomplete."""
         path, warning = self.save_model(final=False) if self.epoch > 1 or self.step > 0 else (None, None)
+        warning = self.log.end("stopped", warning) if self.log else warning
         msg = f"stopped by the user in epoch {self.epoch} after {self.step} steps"
         return Stopped(run_id=self.run_id, epoch=self.epoch, step=self.step, checkpoint=path,
                        message=msg + (f"; {warning}" if warning else ""))
@@ -279,8 +285,9 @@ class _Run:
                 metrics = {"test_acc": self.last_epoch.val_acc, "test_loss": self.last_epoch.val_loss,
                            "confusion": self.confusion.tolist()}
             return str(self.log.save_model(self.model, metrics, final)), None
-        except (OSError, ValueError) as exc:
-            return None, f"the checkpoint could not be saved ({exc}); results above are still valid"
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's own write errors
+            advice = " Free some disk space (delete old runs) and train again to keep them" if is_disk_full(exc) else ""
+            return None, f"the weights could not be saved ({write_problem(exc)}); the results shown are still valid.{advice}"
 
     def out_of_memory(self) -> Failed:
         """The end event for CUDA out-of-memory, with a smaller batch size to try."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..lecture.replay import frame_at, recorded_timelapse, replay_run, run_choices, write_gif
+from ..lecture.replay import RunMenu, frame_at, recorded_timelapse, replay_run, run_menu, write_gif
 from ..store.run_reader import RunRecord
 from ..store.scratch import ScratchFolder
 from ..store.timelapse_file import Timelapse
-from ..store.workspace import Workspace, WorkspaceError
+from ..store.workspace import UnreadableRun, Workspace, WorkspaceError
 from .common import SessionWorkspace, Shared, guarded, note, share_run, user_error
+from .inputs import SafeNumber, SafeSlider
 from .lecture_plots import clear_plots_on
 
 NOTE = ("**What am I looking at?** A recording of one training run. The same test images were explained after every "
@@ -21,12 +22,18 @@ NOTE = ("**What am I looking at?** A recording of one training run. The same tes
 EMPTY = "Choose a run (train one in the Train tab, then press ↻)."
 SHARE = "Share with everyone"
 DELETE = "Delete this run"
+MENU_INFO = "shared runs and your own, newest first"
 REPLAY = dict(api_visibility="private", concurrency_limit=4)
 
 
-def menu_choices(ws: SessionWorkspace | None) -> list[tuple[str, str]]:
-    """(label, run id) of every run this session sees (None: the shared ones, as the page is first built)."""
-    return run_choices(ws.workspace if ws is not None else Workspace())
+def run_menu_for(ws: SessionWorkspace | None) -> RunMenu:
+    """The run menu of this session (None: the shared runs, as the page is first built)."""
+    return run_menu(ws.workspace if ws is not None else Workspace())
+
+
+def menu_info(menu: RunMenu) -> str:
+    """The run menu's info line: what it lists, and which run folders it left out."""
+    return f"{MENU_INFO} · {menu.note}" if menu.note else MENU_INFO
 
 
 def find_run(run_id: str | None, ws: SessionWorkspace) -> RunRecord:
@@ -35,6 +42,8 @@ def find_run(run_id: str | None, ws: SessionWorkspace) -> RunRecord:
         raise user_error("Choose a run first (train one in the Train tab).")
     try:
         return ws.workspace.find_run(str(run_id))  # straight to its folder: scrubbing calls this per frame
+    except UnreadableRun as exc:  # there, but damaged: say what is wrong with it
+        raise user_error(f"{str(exc)[:1].upper()}{str(exc)[1:]}. Fix or delete that run folder.") from None
     except WorkspaceError:
         raise user_error(f"No run called {run_id!r}; press ↻ to refresh the list.") from None
 
@@ -52,17 +61,17 @@ class TimelapseTab:
     def __init__(self, shared: Shared, tab: gr.Tab) -> None:
         note(NOTE)
         self.gifs = ScratchFolder("cnnviz-gifs-")  # made on the first GIF, not when the app is built
-        choices = menu_choices(None)
+        menu = run_menu_for(None)
+        choices = menu.choices
         with gr.Row():
             self.run = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Run",
-                                   allow_custom_value=True, scale=4, info="shared runs and your own, newest first",
-                                   elem_id="replay-run")
+                                   allow_custom_value=True, scale=4, info=menu_info(menu), elem_id="replay-run")
             self.refresh = gr.Button("↻ Refresh", scale=0, min_width=100)
             self.share = gr.Button(SHARE, scale=0, min_width=160, elem_id="replay-share")
             self.delete = gr.Button(DELETE, scale=0, min_width=160, variant="stop", elem_id="replay-delete")
         self.armed = gr.State(None)  # the run a first click on Delete asked about; the second click deletes it
         self.summary = gr.Markdown(EMPTY)
-        self.epoch = gr.Slider(0, 1, value=0, step=1, label="Epoch", interactive=False)
+        self.epoch = SafeSlider(0, 1, value=0, step=1, label="Epoch", interactive=False)
         self.frame = gr.Image(label="Time-lapse frame", format="png", interactive=False, elem_classes=["pixelated"],
                               buttons=["download", "fullscreen"], elem_id="timelapse-frame")
         with gr.Row():
@@ -101,7 +110,7 @@ class TimelapseTab:
             self.replay, inputs_kwargs=run_in, outputs=outs, **REPLAY)
         # The API takes the frame index as a plain number: a slider checks values against the range it last showed in
         # the caller's session, which is the previous run's range until /replay is called for the new one.
-        api_index = gr.Number(visible=False, precision=0)
+        api_index = SafeNumber(visible=False, precision=0, label="index")
         gr.Button(visible=False).click(self.timelapse_frame, inputs_kwargs={"run_id": self.run, "index": api_index, "ws": ws},
                                        outputs=self.frame, api_name="timelapse_frame", concurrency_limit=4)
         self.epoch.input(self.timelapse_frame, inputs_kwargs={"run_id": self.run, "index": self.epoch, "ws": ws},
@@ -112,9 +121,10 @@ class TimelapseTab:
     @guarded
     def refresh_runs(self, *, current: str | None, ws: SessionWorkspace) -> dict:
         """The run menu with the current runs; keeps the selection when it still exists, else picks the newest."""
-        choices = menu_choices(ws)
-        ids = [i for _, i in choices]
-        return {self.run: gr.Dropdown(choices=choices, value=current if current in ids else (ids[0] if ids else None))}
+        menu = run_menu_for(ws)
+        ids = [i for _, i in menu.choices]
+        return {self.run: gr.Dropdown(choices=menu.choices, value=current if current in ids else (ids[0] if ids else None),
+                                      info=menu_info(menu))}
 
     @guarded
     def replay(self, *, run_id: str | None, ws: SessionWorkspace) -> dict:
@@ -149,14 +159,12 @@ class TimelapseTab:
         if not run_id:
             raise user_error("Choose a run first.")
         if armed != run_id:
-            record = find_run(run_id, ws)
-            if not ws.workspace.owns(record.dir):
-                raise user_error(f"Run {run_id} is shared with everyone; only the server's owner can remove it.")
+            ws.workspace.check_deletable(find_run(run_id, ws))  # shared, or still training: say so at once
             return {self.delete: gr.Button(f"Click again to delete {run_id}"), self.armed: run_id}
         return {**self.delete_run(run_id=run_id, ws=ws), self.delete: gr.Button(DELETE), self.armed: None}
 
     @guarded
-    def timelapse_frame(self, *, run_id: str | None, index: float, ws: SessionWorkspace) -> dict:
+    def timelapse_frame(self, *, run_id: str | None, index: float | None, ws: SessionWorkspace) -> dict:
         """Frame `index` of a run's time-lapse (0 = before training, then one per epoch)."""
         return {self.frame: frame_at(recorded_timelapse(find_run(run_id, ws)), index)}
 

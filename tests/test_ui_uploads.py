@@ -167,6 +167,22 @@ def test_preprocess_turns_every_failure_into_a_gr_error(tmp_path):
     assert sketch.convert_and_format_image(b"\x89PNG" + encoded(half_white(), "PNG")[4:]).mode == "RGB"
 
 
+def test_a_data_url_obeys_the_running_servers_upload_cap():
+    from types import SimpleNamespace
+
+    from gradio.context import LocalContext
+
+    url = "data:image/png;base64," + base64.b64encode(encoded(half_white((300, 300)), "PNG", compress_level=0)).decode()
+    token = LocalContext.blocks.set(SimpleNamespace(max_file_size=2**16))  # what launch(max_file_size=) leaves there
+    try:
+        with pytest.raises(gr.Error, match="larger than the 0.0625 MB upload limit"):  # 90 kB of pixels
+            SafeImage(type="pil").preprocess(ImageData(url=url))
+        LocalContext.blocks.set(SimpleNamespace(max_file_size=200_000))
+        assert SafeImage(type="pil").preprocess(ImageData(url=url)).size == (300, 300)
+    finally:
+        LocalContext.blocks.reset(token)
+
+
 def test_subclasses_reuse_the_stock_frontends_and_write_no_stub_files():
     assert SafeImage().get_block_name() == "image" and SafeSketchpad().get_block_name() == "imageeditor"
     assert not (Path(__file__).resolve().parents[1] / "cnnviz" / "ui" / "uploads.pyi").exists()

@@ -4,10 +4,7 @@ This package is the only part of cnnviz that imports gradio.
 """
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 # An environment default, not work: it must be in place before gradio is first imported (no version check, no telemetry).
@@ -15,8 +12,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from ..store.cleanup import start_up  # noqa: E402
+from ..store.owner import owned_temp_folder  # noqa: E402
 from ..train.config import Limits  # noqa: E402
 from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab, train_tab  # noqa: E402
+from .server_guards import UPLOAD_BUDGET_MB, GuardLimits, guard_middleware  # noqa: E402
 from .shared import create_shared  # noqa: E402
 from .workspaces import browser_token, claim_workspace  # noqa: E402
 
@@ -76,18 +76,18 @@ def private_upload_folder() -> Path:
     /tmp/gradio, shared by every Gradio app on the machine. Components read the folder when they are built, so this runs
     before any component (build_demo calls it); calling it again changes nothing.
     """
-    if "GRADIO_TEMP_DIR" not in os.environ:
-        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="cnnviz-gradio-")
-        atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
+    if "GRADIO_TEMP_DIR" not in os.environ:  # <tmp>/cnnviz-gradio-<pid>-<random>: a killed server's is removed at the next start
+        os.environ["GRADIO_TEMP_DIR"] = str(owned_temp_folder("cnnviz-gradio-"))
     return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
 def build_demo(limits: Limits | None = None) -> gr.Blocks:
     """The whole app (not launched): Architecture, Train, Predict and Explain tabs, then the lecture tabs."""
     limits = limits or Limits()
+    start_up()  # remove what killed servers left; log the runs and checkpoints that cannot be read (they are left out)
     private_upload_folder()
     gradio_fixes.install()
-    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         # Written by more than one tab, so made first and rendered by the tab that shows them.
         shared = create_shared(limits)
@@ -119,11 +119,14 @@ def configure_queue(demo: gr.Blocks, max_size: int | None = 20) -> gr.Blocks:
 
 
 def launch_options(host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-                   auth: list[tuple[str, str]] | None = None, max_upload_mb: int = MAX_UPLOAD_MB) -> dict:
-    """Keyword arguments for demo.launch(): safe defaults (loopback, no share link, no monitoring, capped uploads)."""
+                   auth: list[tuple[str, str]] | None = None, max_upload_mb: int = MAX_UPLOAD_MB,
+                   max_body_mb: float | None = None, upload_budget_mb: float = UPLOAD_BUDGET_MB) -> dict:
+    """Keyword arguments for demo.launch(): safe defaults (loopback, no share link, no monitoring, capped uploads and
+    request bodies, a per-user upload budget, a login for every route under auth: see server_guards.py)."""
+    guards = GuardLimits.from_mb(max_upload_mb, max_body_mb, upload_budget_mb)
     return dict(server_name=host, server_port=port, share=share, auth=auth or None, theme=theme(), css=CSS,
                 max_file_size=f"{int(max_upload_mb)}mb", show_error=False, enable_monitoring=False, ssr_mode=False, pwa=False,
-                mcp_server=False, run_history=False, quiet=True)
+                mcp_server=False, run_history=False, quiet=True, app_kwargs={"middleware": [guard_middleware(guards)]})
 
 
 __all__ = ["CSS", "build_demo", "configure_queue", "launch_options", "private_upload_folder", "theme"]

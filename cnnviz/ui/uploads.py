@@ -14,12 +14,13 @@ from contextlib import contextmanager
 import gradio as gr
 import gradio.component_meta as component_meta
 import PIL.Image
+from gradio.context import LocalContext
 from gradio.data_classes import FileData
 
 from ..images import ImageError, load_image
 from .common import to_gr_error, user_error
 
-MAX_DATA_URL_CHARS = 30_000_000  # base64 of the 20 MB that load_image accepts, plus slack
+DEFAULT_DATA_URL_BYTES = 20_000_000  # what load_image accepts, when no server (with its upload cap) is running
 
 
 def _decode(source: str | bytes) -> PIL.Image.Image:
@@ -32,10 +33,17 @@ def _decode(source: str | bytes) -> PIL.Image.Image:
         raise to_gr_error(exc) from exc
 
 
+def upload_cap() -> int:
+    """The running server's --max-upload-mb in bytes (Gradio keeps it on the Blocks that runs this request)."""
+    return getattr(LocalContext.blocks.get(None), "max_file_size", None) or DEFAULT_DATA_URL_BYTES
+
+
 def _data_url_bytes(url: str) -> bytes:
-    """The bytes of a `data:...;base64,` URL (webcam/clipboard captures may arrive this way)."""
-    if len(url) > MAX_DATA_URL_CHARS:
-        raise user_error("This image is too large to upload.", title="Unusable image")
+    """The bytes of a `data:...;base64,` URL (webcam/clipboard captures may arrive this way), within the upload cap:
+    an image inside the JSON must not get round the limit a file upload has."""
+    cap = upload_cap()
+    if (len(url) - url.find(",") - 1) * 3 // 4 > cap:  # the decoded size, known before decoding
+        raise user_error(f"This image is larger than the {cap / 2**20:.3g} MB upload limit.", title="Unusable image")
     try:
         return base64.b64decode(url.split(",", 1)[1], validate=False)
     except (IndexError, binascii.Error, ValueError):

@@ -8,7 +8,7 @@ import torch
 from cnnviz.store.checkpoints import load_checkpoint
 from cnnviz.store.timelapse_file import load_timelapse
 from cnnviz.train.callbacks import Callback, TimelapseCallback
-from cnnviz.train.config import ConfigError, Limits, TrainConfig, validate
+from cnnviz.train.config import ConfigError, Limits, TrainConfig, divergence_advice, validate
 from cnnviz.train.device_data import random_crop
 from cnnviz.train.engine import _Run, fit
 from cnnviz.train.evaluate import evaluate_checkpoint, per_class_accuracy
@@ -98,6 +98,16 @@ def test_divergence_fails_with_advice_and_writes_no_checkpoint(workdirs):
     end = events[-1]
     assert isinstance(end, Failed) and "learning rate" in end.message and "diverged" in end.message
     assert not list(workdirs[1].glob("*/model.pt"))
+
+
+def test_the_divergence_advice_fits_the_optimizer_that_was_used():
+    end = run_all(DIGITS.with_(optimizer="adam", lr=10.0, epochs=2), save=False)[-1]
+    assert isinstance(end, Failed) and "training diverged. Lower the learning rate (now 10, try 1;" in end.message
+    assert "Adam" not in end.message and "onecycle schedule" in end.message  # an Adam run is not told to use Adam
+    sgd = divergence_advice(DIGITS.with_(optimizer="sgd", lr=10.0, momentum=0.99))
+    assert "switch the optimizer to Adam" in sgd and "lower the momentum (now 0.99, try 0.9)" in sgd
+    assert "onecycle" not in divergence_advice(DIGITS.with_(optimizer="adamw", schedule="onecycle"))
+    assert "momentum" not in divergence_advice(DIGITS.with_(optimizer="sgd", momentum=0.9))
 
 
 def test_absurd_settings_are_refused_with_every_problem_listed():

@@ -3,6 +3,7 @@ sessions that queue their runs in it (the server's queue, handed to every sessio
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,121 @@ def test_the_train_tabs_rules_import_without_gradio():
     code = ("import cnnviz.train.form, cnnviz.train.run_view, cnnviz.train.session, sys; "
             "assert 'gradio' not in sys.modules, 'the core imported gradio'")
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True, timeout=120)
+
+
+# --- a shared server: plural messages, one place per user, paused runs, Stop right after Start ---------------------
+LONG = TrainConfig(arch="lenet5", dataset="digits", epochs=50, batch_size=64)  # still training when the test acts
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds (fails after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_full_queue_message_counts_in_good_english():
+    queue = RunQueue()
+    queue.join(max_waiting=1)  # trains
+    queue.join(max_waiting=1)  # waits
+    with pytest.raises(QueueFull, match=r"\(1 run is waiting, this server allows 1\)"):
+        queue.join(max_waiting=1)
+
+
+def test_one_owner_gets_a_limited_number_of_places():
+    queue = RunQueue()
+    queue.join(5, owner="ann", max_per_owner=2)
+    queue.join(5, owner="ann", max_per_owner=2)
+    with pytest.raises(QueueFull, match="you already have 2 runs training or waiting on this server"):
+        queue.join(5, owner="ann", max_per_owner=2)
+    queue.join(5, owner="bob", max_per_owner=2)  # another user still gets a place
+    queue.join(5, owner=None, max_per_owner=1)  # no owner: no per-user count
+    assert len(queue) == 4
+
+
+def test_a_second_tab_of_the_same_user_does_not_take_a_second_place(tmp_path):
+    queue = RunQueue()
+    holder = queue.join(max_waiting=5)  # another user's run trains: every run below waits
+    tab1, tab2, classmate = (copy.deepcopy(TrainSession(queue)) for _ in range(3))
+    first = tab1.start(LONG, Limits(), tmp_path, owner="ann")
+    with pytest.raises(QueueFull, match=r"you already have a run training or waiting on this server \(in another tab"):
+        tab2.start(LONG, Limits(), tmp_path, owner="ann")
+    other = classmate.start(LONG, Limits(), tmp_path, owner="bob")
+    assert len(queue) == 3  # the holder, ann's one run, bob's
+    assert tab1.request_stop() is first and first.finished.wait(10)
+    second = tab2.start(LONG, Limits(), tmp_path, owner="ann")  # her place came free
+    for session, worker in ((tab2, second), (classmate, other)):
+        session.request_stop()
+        assert worker.finished.wait(10)
+    queue.leave(holder)
+    assert len(queue) == 0
+
+
+def test_a_run_paused_too_long_while_another_waits_is_stopped_and_saved(tmp_path):
+    from cnnviz.store.checkpoints import load_checkpoint
+    from cnnviz.train.events import Finished
+
+    queue, limits = RunQueue(), Limits(max_pause_seconds=0.5)
+    ann, bob = copy.deepcopy(TrainSession(queue)), copy.deepcopy(TrainSession(queue))
+    paused = ann.start(LONG, limits, tmp_path, owner="ann")
+    wait_until(lambda: paused.progress is not None)
+    ann.pause.set()
+    wait_until(lambda: paused.paused)
+    time.sleep(1.5)  # three times the limit, but nobody waits: it may stay paused
+    assert paused.paused and not paused.finished.is_set()
+    joined = time.monotonic()
+    waiting = bob.start(LONG.with_(epochs=1), limits, tmp_path, owner="bob")
+    assert paused.finished.wait(15)
+    assert time.monotonic() - joined >= 0.5  # the waiting run is held up for the limit, no longer
+    end = paused.end
+    assert isinstance(end, Stopped)
+    assert end.message == "stopped after 0.5 s paused because others were waiting; the weights so far are saved"
+    assert load_checkpoint(end.checkpoint).meta.metrics["complete"] is False
+    assert result_markdown(end).startswith("### Stopped\nstopped after 0.5 s paused because others were waiting; the "
+                                           "weights so far are saved. Checkpoint **")
+    assert waiting.finished.wait(60) and isinstance(waiting.end, Finished)  # the trainer went to the next in line
+
+
+def test_the_owner_sees_the_countdown_and_resuming_in_time_keeps_the_run(tmp_path):
+    queue, limits = RunQueue(), Limits(max_pause_seconds=60)
+    ann, bob = copy.deepcopy(TrainSession(queue)), copy.deepcopy(TrainSession(queue))
+    run = ann.start(LONG, limits, tmp_path, owner="ann")
+    wait_until(lambda: run.progress is not None)
+    ann.pause.set()
+    waiting = bob.start(LONG, limits, tmp_path, owner="bob")
+    wait_until(lambda: re.search(r"another run is waiting: this one stops \(and saves\) in (1:00|0:5\d) unless resumed",
+                                 status_html(run)))
+    ann.pause.clear()
+    wait_until(lambda: not run.paused)
+    assert "another run is waiting" not in status_html(run) and not run.finished.is_set()
+    for session, worker in ((bob, waiting), (ann, run)):
+        assert session.request_stop() is worker and worker.finished.wait(15)
+    assert run.end.message.startswith("stopped by the user")
+
+
+def test_a_stop_that_overtakes_its_start_still_stops_the_run(tmp_path):
+    session = copy.deepcopy(TrainSession(RunQueue()))
+    for _ in range(5):
+        answer: dict = {}
+        stopper = threading.Thread(target=lambda out=answer: out.setdefault("stopped", session.request_stop()))
+        stopper.start()  # Stop's handler runs first, with no run yet; the Start it follows comes 0 ms later
+        worker = session.start(LONG, Limits(), tmp_path)
+        stopper.join(10)
+        assert answer["stopped"] is worker and worker.finished.wait(10)
+        assert isinstance(worker.end, Stopped) and worker.end.step == 0
+
+
+def test_an_old_stop_never_stops_a_later_run(tmp_path):
+    session = copy.deepcopy(TrainSession(RunQueue()))
+    t0 = time.monotonic()
+    assert session.request_stop(grace=0.2) is None  # nothing came: "Nothing is training now."
+    assert time.monotonic() - t0 >= 0.2
+    first = session.start(LONG, Limits(), tmp_path)
+    stale = session.stop  # e.g. held by the first run's handler, whose cleanup runs late
+    assert session.request_stop() is first and first.finished.wait(10)
+    second = session.start(LONG, Limits(), tmp_path)
+    stale.set()
+    assert not second.stop.is_set() and not second.finished.wait(0.3)
+    session.close()  # the tab closed: its run stops, and so would any Start still on its way
+    assert second.finished.wait(10) and session.start(LONG, Limits(), tmp_path).finished.wait(10)

@@ -22,6 +22,8 @@ class Limits:
     max_subset: int | None = None  # None: whole dataset allowed
     max_batch_size: int = 4096
     max_queued_runs: int = 8  # runs that may wait behind the one training; more are refused with "queue full"
+    max_runs_per_user: int = 1  # runs one workspace may have training or waiting (two tabs must not take two places)
+    max_pause_seconds: float = 120.0  # a run paused this long while others wait is stopped (its weights saved)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,21 @@ def config_problems(cfg: TrainConfig, limits: Limits = Limits()) -> list[str]:
     if cfg.dataset == "folder" and not cfg.folder_path:
         p.append("dataset 'folder' needs a folder path (one sub-folder of images per class)")
     return p
+
+
+def divergence_advice(cfg: TrainConfig) -> str:
+    """What to change after a run diverged, fitting its optimizer and schedule (an Adam run is not told to use Adam)."""
+    tips = [f"Lower the learning rate (now {cfg.lr:g}, try {cfg.lr / 10:g})"]
+    if cfg.optimizer == "sgd":
+        if _is_num(cfg.momentum) and cfg.momentum > 0.9:
+            tips.append(f"lower the momentum (now {cfg.momentum:g}, try 0.9)")
+        tips.append("switch the optimizer to Adam with learning rate 1e-3")
+    else:  # adam, adamw: the rate is the usual culprit; 1e-3 is their customary start
+        tips[0] = f"Lower the learning rate (now {cfg.lr:g}, try {cfg.lr / 10:g}; {cfg.optimizer} usually trains well near 1e-3)"
+        if cfg.schedule != "onecycle":
+            tips.append("use the onecycle schedule, which starts from a small rate")
+    tips.append("pick a network with batch norm (VGG-11/13/16, ResNet)")
+    return ", or ".join(tips) + "."
 
 
 def validate(cfg: TrainConfig, limits: Limits = Limits()) -> TrainConfig:

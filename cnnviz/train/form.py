@@ -49,12 +49,18 @@ def config_from_form(preset: str, values: Mapping[str, Any], limits: Limits, dat
     if values["dataset"] not in allowed:
         raise ConfigError(f"dataset {values['dataset']!r} cannot be trained from the web app; choose one of "
                           f"{', '.join(allowed)}")
-    return validate(make_config(preset, values), limits)
+    return validate(make_config(preset, values), app_limits(limits))
 
 
 def max_epochs(limits: Limits) -> int:
     """The epochs slider's end: the server's --max-epochs when one was given, else SLIDER_EPOCHS."""
     return limits.max_epochs if limits.max_epochs != Limits().max_epochs else SLIDER_EPOCHS
+
+
+def app_limits(limits: Limits) -> Limits:
+    """What the web app enforces: `limits` with epochs capped at the slider's end, so the slider, Gradio's range check
+    and our message all name the same largest number."""
+    return replace(limits, max_epochs=max_epochs(limits))
 
 
 def preset_values(name: str, limits: Limits) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def status_html(w: Worker) -> str:
     """Epoch counter, a progress bar, images/s, ETA and the latest loss/accuracy."""
     with w.lock:
         started, p, last, paused, end = w.started, w.progress, w.last_epoch, w.paused, w.end
+        deadline = w.pause_deadline if paused else None
     if started is None:
         if end is not None:
             return idle_status(f"{type(end).__name__}: {getattr(end, 'message', '')}")
@@ -53,6 +54,9 @@ def status_html(w: Worker) -> str:
     step = end.step if isinstance(end, Stopped) else step
     head = f"{state} · epoch {epoch} of {epochs}"
     stats = [f"step {step:,} / {started.total_steps:,}"]
+    if deadline is not None and end is None:  # the owner learns why a run that holds up others will stop
+        stats.insert(0, f"another run is waiting: this one stops (and saves) in {_clock(deadline - time.monotonic())} "
+                        "unless resumed")
     if p:
         stats += [f"{p.images_per_sec:,.0f} images/s", f"ETA {_clock(p.eta_seconds)}" if end is None else
                   f"{_clock(time.perf_counter() - w.t0)} elapsed", f"train loss {p.loss:.3f}", f"train acc {p.acc:.1%}"]

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from .config import Limits, TrainConfig
 from .engine import fit
 from .events import END_EVENTS, EpochEnded, Event, Failed, Paused, Progress, Resumed, RunStarted, Stopped
-from .run_queue import RunQueue, Ticket
+from .run_queue import QueueFull, RunQueue, Ticket
 
 log = logging.getLogger("cnnviz.train")
 UPDATE_INTERVAL = 0.25  # seconds between UI updates: 4 per second at most
@@ -30,6 +30,7 @@ PROGRESS_EVERY = 0.2  # engine progress cadence: a new point for (almost) every 
 MAX_POINTS = 300  # train points of the current run; thinned by half when reached
 MAX_POINTS_EARLIER = 120  # train points kept of each earlier run
 MAX_RUNS = 5  # curves of earlier runs kept for comparison
+STOP_GRACE = 2.0  # seconds a Stop that finds no run waits for one: its Start may have been sent just before
 # (test, train) colour per run: a strong and a light shade of one hue (matplotlib's tab20 pairs)
 PALETTE = [("#1f77b4", "#aec7e8"), ("#ff7f0e", "#ffbb78"), ("#2ca02c", "#98df8a"), ("#d62728", "#ff9896"),
            ("#9467bd", "#c5b0d5"), ("#8c564b", "#c49c94")]
@@ -114,19 +115,27 @@ class Worker(threading.Thread):
         self.progress: Progress | None = None
         self.last_epoch: EpochEnded | None = None
         self.paused = False
+        self.paused_since: float | None = None  # monotonic time of the current pause's start
+        self.pause_deadline: float | None = None  # when a pause that holds up a waiting run gets stopped
+        self.pause_expired = False  # stopped for pausing too long while others waited
         self.end: Event | None = None
         self.t0 = time.perf_counter()
 
     def run(self) -> None:
         """Thread body: train, recording every event; always ends with an end event."""
         try:
+            if self.stop.is_set():  # a Stop overtook its Start (TrainSession.request_stop): nothing to load or train
+                self.apply(Stopped(run_id="", epoch=0, step=0, checkpoint=None, message="stopped before it started"))
+                return
             if not self.queue.wait_turn(self.ticket, self.stop):
                 self.apply(Stopped(run_id="", epoch=0, step=0, checkpoint=None,
                                    message="cancelled while waiting in the training queue"))
                 return
             for ev in fit(self.cfg, stop=self.stop, pause=self.pause, limits=self.limits, runs_root=self.runs_root,
                           progress_every=PROGRESS_EVERY):
-                self.apply(ev)
+                self.apply(self.explained(ev))
+                if isinstance(ev, Paused):  # a heartbeat twice a second while paused
+                    self.check_pause()
         except Exception:  # a bug in the engine must still end the run visibly
             log.exception("training crashed")
             self.apply(Failed(message="training stopped because of an internal error (details in the server log)"))
@@ -140,6 +149,29 @@ class Worker(threading.Thread):
         """Runs that train or wait before this one (0: its turn), None once it has left the queue."""
         return self.queue.position(self.ticket)
 
+    def check_pause(self) -> None:
+        """Stop this run once it has been paused for `max_pause_seconds` while another run waited behind it: a paused run
+        holds the only trainer, and its owner may have walked away. Nobody waiting: it may stay paused."""
+        behind = self.queue.next_after(self.ticket)
+        with self.lock:
+            if behind is None or self.paused_since is None:
+                self.pause_deadline = None
+                return
+            # The clock starts when both hold: paused, and someone waiting (a pause before anyone queued is not held against it).
+            self.pause_deadline = max(self.paused_since, behind.joined) + self.limits.max_pause_seconds
+            if time.monotonic() >= self.pause_deadline and not self.stop.is_set():
+                self.pause_expired = True
+                self.stop.set()
+
+    def explained(self, ev: Event) -> Event:
+        """The engine's Stopped says 'stopped by the user'; a run stopped for pausing too long says why instead."""
+        if not (isinstance(ev, Stopped) and self.pause_expired):
+            return ev
+        why = f"stopped after {self.limits.max_pause_seconds:g} s paused because others were waiting"
+        saved = ("the weights so far are saved" if ev.checkpoint
+                 else ev.message.partition("; ")[2] or "nothing had been trained yet, so nothing was saved")
+        return replace(ev, message=f"{why}; {saved}")
+
     def apply(self, ev: Event) -> None:
         """Record one engine event (cheap: a few appends under a lock)."""
         with self.lock:
@@ -152,6 +184,10 @@ class Worker(threading.Thread):
                 self.last_epoch = ev
                 self.curves.test.append((float(ev.epoch), ev.val_loss, ev.val_acc))
             elif isinstance(ev, (Paused, Resumed)):
+                if isinstance(ev, Paused) and not self.paused:
+                    self.paused_since = time.monotonic()
+                elif isinstance(ev, Resumed):
+                    self.paused_since = self.pause_deadline = None
                 self.paused = isinstance(ev, Paused)
             elif isinstance(ev, END_EVENTS) and self.end is None:
                 self.end = ev
@@ -170,16 +206,20 @@ class Worker(threading.Thread):
 
 
 class TrainSession:
-    """Per-user state (held in gr.State): stop/pause events, the current worker, curves of earlier runs; its runs wait
-    in `queue`, the server's (one run trains at a time, a cancelled one keeps its place until it has wound down)."""
+    """Per-user state (held in gr.State): the current run's stop/pause events, its worker, curves of earlier runs; its
+    runs wait in `queue`, the server's (one run trains at a time, a cancelled one keeps its place until it has wound
+    down)."""
 
     def __init__(self, queue: RunQueue) -> None:
         self.queue = queue
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # the current run's; every run gets fresh ones (see start)
         self.pause = threading.Event()
         self.worker: Worker | None = None
         self.runs: list[RunCurves] = []
         self.count = 0
+        self.closed = False  # the user left: no run of this session may train
+        self._changed = threading.Condition()  # guards worker, count and Stop requests; notified when a run starts
+        self._stops_waiting = 0  # Stops waiting for a run whose Start they overtook
 
     def __deepcopy__(self, memo: dict) -> TrainSession:
         # gr.State deep-copies its initial value for every new browser session: a copy is a fresh, empty session
@@ -188,26 +228,57 @@ class TrainSession:
 
     @property
     def running(self) -> bool:
-        """True while this session's worker is training."""
+        """True while this session's worker is training (or waiting for its turn)."""
         return self.worker is not None and not self.worker.finished.is_set()
 
-    def start(self, cfg: TrainConfig, limits: Limits, runs_root: Path | None = None) -> Worker:
-        """Queue a run (QueueFull when too many wait) on a background thread, saving under `runs_root`; its curves
-        join the ones kept."""
-        if self.running:
-            raise RuntimeError("a run is already going in this session")
-        ticket = self.queue.join(limits.max_queued_runs)
-        self.stop.clear()
-        self.pause.clear()
-        self.count += 1
-        curves = RunCurves(self.count, f"{cfg.arch} on {cfg.dataset}, {cfg.optimizer} lr {cfg.lr:g}, batch "
-                           f"{cfg.batch_size}, {cfg.epochs} epochs", cfg.epochs)
-        for earlier in self.runs:
-            earlier.thin(MAX_POINTS_EARLIER)
-        self.runs = [*self.runs[-(MAX_RUNS - 1):], curves]
-        self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, self.queue, runs_root)
-        self.worker.start()
-        return self.worker
+    def start(self, cfg: TrainConfig, limits: Limits, runs_root: Path | None = None, owner: str | None = None) -> Worker:
+        """Queue a run on a background thread, saving under `runs_root`; QueueFull when too many wait or `owner` (a
+        workspace key) already has its share. Its curves join the ones kept."""
+        with self._changed:
+            if self.running:
+                raise QueueFull("a run is already going in this tab: stop it first")
+            ticket = self.queue.join(limits.max_queued_runs, owner, limits.max_runs_per_user)
+            # Fresh events per run: a late Stop or a cancelled handler of an earlier run cannot reach this one.
+            self.stop, self.pause = threading.Event(), threading.Event()
+            if self._stops_waiting or self.closed:
+                self.stop.set()  # a Stop sent just after this Start got here first: the run ends before it loads
+            self.count += 1
+            curves = RunCurves(self.count, f"{cfg.arch} on {cfg.dataset}, {cfg.optimizer} lr {cfg.lr:g}, batch "
+                               f"{cfg.batch_size}, {cfg.epochs} epochs", cfg.epochs)
+            for earlier in self.runs:
+                earlier.thin(MAX_POINTS_EARLIER)
+            self.runs = [*self.runs[-(MAX_RUNS - 1):], curves]
+            self.worker = Worker(cfg, limits, self.stop, self.pause, curves, ticket, self.queue, runs_root)
+            self.worker.start()
+            self._changed.notify_all()
+            return self.worker
+
+    def request_stop(self, grace: float = STOP_GRACE) -> Worker | None:
+        """Stop this session's run, however early, and return it (None: no run to stop).
+
+        With no run going, wait up to `grace` s for one: a Start sent just before this Stop may not have reached
+        `start` yet (Gradio runs both handlers at once), and that run is then stopped as it starts. The request ends
+        with this call, so a later Start is never stopped by an old Stop.
+        """
+        with self._changed:
+            if not self.running:
+                count = self.count
+                self._stops_waiting += 1
+                try:
+                    self._changed.wait_for(lambda: self.count != count, timeout=grace)
+                finally:
+                    self._stops_waiting -= 1
+                if self.count == count:
+                    return None
+            self.stop.set()
+            self.pause.clear()  # a paused run winds down at once
+            return self.worker
+
+    def close(self) -> None:
+        """The user left (Gradio dropped the session): stop its run, and any run whose Start is still on its way."""
+        with self._changed:
+            self.closed = True
+            self.stop.set()
 
     def clear(self) -> None:
         """Forget earlier runs' curves (the current run's stay)."""

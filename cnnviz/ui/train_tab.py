@@ -14,6 +14,7 @@ from ..train.config import OPTIMIZERS, SCHEDULES, Limits, TrainConfig
 from ..train.events import Failed
 from ..train.form import (
     FORM_FIELDS,
+    app_limits,
     arch_choices,
     config_from_form,
     dataset_choices,
@@ -27,6 +28,7 @@ from ..train.form import (
 from ..train.run_view import saved_name
 from ..train.session import PlotFeed, TrainSession
 from .common import SessionWorkspace, Shared, guarded, note, refreshed_dropdown, share_run, user_error
+from .inputs import SafeNumber, SafeSlider
 from .train_view import RunView
 
 NOTE = ("**What am I looking at?** Training a network from scratch. The curves grow as it learns: *train* points are "
@@ -47,23 +49,23 @@ class TrainForm:
         arch = gr.Dropdown(arch_choices(), value=v["arch"], label="Architecture")
         dataset = gr.Dropdown(dataset_choices(web_datasets()), value=v["dataset"], label="Dataset")
         with gr.Row():
-            epochs = gr.Slider(1, max_epochs(limits), value=v["epochs"], step=1, label="Epochs", elem_id="train-epochs")
-            batch_size = gr.Number(v["batch_size"], label="Batch size", precision=0, minimum=1,
+            epochs = SafeSlider(1, max_epochs(limits), value=v["epochs"], step=1, label="Epochs", elem_id="train-epochs")
+            batch_size = SafeNumber(v["batch_size"], label="Batch size", precision=0, minimum=1,
                                    maximum=limits.max_batch_size)
         with gr.Row():
-            subset = gr.Number(v["subset"], label="Subset (images per split, 0 = all)", precision=0, minimum=0,
+            subset = SafeNumber(v["subset"], label="Subset (images per split, 0 = all)", precision=0, minimum=0,
                                maximum=limits.max_subset)
-            lr = gr.Number(v["lr"], label="Learning rate", minimum=0)
+            lr = SafeNumber(v["lr"], label="Learning rate", minimum=0)
         optimizer = gr.Radio(list(OPTIMIZERS), value=v["optimizer"], label="Optimizer")
         schedule = gr.Radio(list(SCHEDULES), value=v["schedule"], label="Learning-rate schedule")
         with gr.Row():
             device = gr.Radio(device_choices(), value=v["device"], label="Device")
-            seed = gr.Number(v["seed"], label="Seed", precision=0, minimum=0)
+            seed = SafeNumber(v["seed"], label="Seed", precision=0, minimum=0)
         augment = gr.Checkbox(v["augment"], label="Augment the training images (shift; flip where it keeps the class)")
         with gr.Accordion("More settings", open=False):
-            momentum = gr.Number(v["momentum"], label="Momentum (SGD)")
-            weight_decay = gr.Number(v["weight_decay"], label="Weight decay")
-            label_smoothing = gr.Number(v["label_smoothing"], label="Label smoothing")
+            momentum = SafeNumber(v["momentum"], label="Momentum (SGD)")
+            weight_decay = SafeNumber(v["weight_decay"], label="Weight decay")
+            label_smoothing = SafeNumber(v["label_smoothing"], label="Label smoothing")
         # By TrainConfig field, in the order /train lists its parameters (API clients may pass them by position).
         self.fields: dict[str, gr.components.Component] = dict(
             arch=arch, dataset=dataset, subset=subset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -90,11 +92,11 @@ class TrainTab:
     """The tab's form, run view and handlers; handlers are methods so they can name the components they update."""
 
     def __init__(self, shared: Shared) -> None:
-        self.shared, self.limits = shared, shared.limits
+        self.shared, self.limits = shared, app_limits(shared.limits)  # epochs capped where the slider ends
         note(NOTE)
         # Deep-copied per browser session into a fresh TrainSession on the server's queue; when Gradio drops the session,
         # its run stops.
-        self.session = gr.State(TrainSession(shared.train_queue), delete_callback=lambda session: session.stop.set())
+        self.session = gr.State(TrainSession(shared.train_queue), delete_callback=lambda session: session.close())
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=340):
                 self.form = TrainForm(shared.limits)
@@ -139,7 +141,7 @@ class TrainTab:
         cfg = self.form.config(preset, values)
         if session.running:
             raise user_error("A run is already going in this tab: stop it first.")
-        worker = session.start(cfg, self.limits, ws.workspace.runs_root)
+        worker = session.start(cfg, self.limits, ws.workspace.runs_root, owner=ws.workspace.key)
         feed = PlotFeed()
         try:
             yield self.view.update(session, worker, feed, buttons=(False, True, True))
@@ -147,7 +149,7 @@ class TrainTab:
                 yield self.view.update(session, worker, feed, buttons=(True, False, False) if done else None)
         finally:
             if not worker.finished.is_set():
-                session.stop.set()  # cancelled or the tab closed: stop at the next batch (the weights so far are saved)
+                worker.stop.set()  # cancelled or the tab closed: stop at the next batch (the weights so far are saved)
         if isinstance(worker.end, Failed):
             raise user_error(worker.end.message, title="Training failed")
 
@@ -171,11 +173,10 @@ class TrainTab:
 
     @guarded
     def stop_run(self, *, session: TrainSession) -> dict[gr.components.Component, Any]:
-        """Stop this tab's run (it saves the weights so far) and show where it got to."""
-        session.stop.set()
-        session.pause.clear()
-        worker = session.worker
-        if worker is None or not session.running:  # nothing started yet: a queued run was just cancelled
+        """Stop this tab's run (it saves the weights so far) and show where it got to; a Stop that overtook its Start
+        still stops that run."""
+        worker = session.request_stop()
+        if worker is None:
             return self.view.idle("Nothing is training now.")
         worker.finished.wait(STOP_WAIT)
         return self.view.update(session, worker, buttons=(True, False, False))

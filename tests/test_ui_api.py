@@ -252,14 +252,14 @@ def test_a_second_user_waits_their_turn_and_a_strangers_stop_stops_nothing(app_u
         wait_for_status(first, "Training")
         second = other.submit(**TRAIN, api_name="/train")
         assert "1 run ahead" in wait_for_status(second, "Waiting in the training queue")
-        stopped = stranger.predict(api_name="/stop")  # another student's Stop: they have no run
-        assert "Nothing is training" in stopped[STATUS]
+        stopping = stranger.submit(api_name="/stop")  # another student's Stop: they have no run (it waits ~2 s for one)
         latencies = []
-        while not first.done():
+        while not first.done() or not latencies:
             t0 = time.perf_counter()
             probs, _, _ = other.predict(CKPT, handle_file(digit_png(tmp_path, "2")), 1, api_name="/predict")
             latencies.append(time.perf_counter() - t0)
             assert probs["label"] == "2"
+        assert "Nothing is training" in stopping.result(timeout=30)[STATUS]
         assert accuracy_in(first.result(timeout=60)[RESULT]) > 0.2  # finished: the stranger's Stop did not stop it
         assert accuracy_in(second.result(timeout=120)[RESULT]) > 0.2  # then the waiting run trained
         assert latencies and max(latencies) < 5

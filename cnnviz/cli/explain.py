@@ -7,6 +7,7 @@ from pathlib import Path
 
 EXIT_USER_ERROR = 2
 METHOD_CHOICES = ("gradcam", "guided-gradcam", "ig", "saliency", "occlusion", "guided-backprop", "all")
+MIN_DPI, MAX_DPI = 20, 300  # 300 dpi: a 5,600 px wide row of all methods; 100000 asked for many gigabytes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--layer", default=None, help="layer name for Grad-CAM (default: the model's usual one)")
     e.add_argument("--target", default=None, help="class index or name to explain (default: the predicted class)")
     e.add_argument("--out", default="explanation.png", help="PNG file to write")
-    e.add_argument("--dpi", type=int, default=120)
+    e.add_argument("--dpi", type=int, default=120, help=f"resolution of the figure, {MIN_DPI} to {MAX_DPI}")
     return e
 
 
@@ -33,6 +34,8 @@ def explain_to_file(checkpoint: str, image: str, method: str, layer: str | None,
 
     if method != "all" and method not in METHODS:
         raise ExplainError(f"unknown method {method!r}; choose one of: {', '.join(METHOD_CHOICES)}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not MIN_DPI <= dpi <= MAX_DPI:
+        raise ExplainError(f"dpi must be a whole number from {MIN_DPI} to {MAX_DPI}, got {dpi!r}")
     loaded = load_checkpoint(checkpoint)
     exp = explain_image(loaded, image, layer, target, METHODS if method == "all" else (method,))
     out = Path(out)

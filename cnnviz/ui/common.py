@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import functools
-import html
 import inspect
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,9 +29,34 @@ USER_ERRORS = (ConfigError, CheckpointError, ImageError, ExplainError, LayerErro
                QueueFull, WorkspaceError)
 
 
+ECHO_LIMIT = 80  # characters of user input a message repeats: enough to recognise it, never a 100 kB name
+MESSAGE_LIMIT = 1000  # a whole message, for input with spaces that the per-word limit does not catch
+_LONG_WORD = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+# Where the browser's HTML parser would start a tag ("<img", "</", "<!") or a character reference ("&lt;", "&#39;").
+_MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])|&(?=[A-Za-z0-9#])")
+WORD_JOINER = "\u2060"  # invisible; after "<" or "&" it makes the parser read them as plain characters
+
+
+def shorten(text: object, limit: int = ECHO_LIMIT) -> str:
+    """`text` cut to `limit` characters with an ellipsis: how a message repeats what the user typed."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def plain_message(message: str) -> str:
+    """A message that reads the same through gradio_client (plain text) and in the browser's toast.
+
+    The toast renders the message as sanitised HTML, so `<img src=x>` in a name would become an image; html.escape
+    would show API clients `&lt;` and `&#x27;`. Instead a word joiner (invisible, in the browser and when printed) after
+    each "<" or "&" that could start markup keeps the parser from reading a tag or an entity. Over-long words are cut.
+    """
+    message = shorten(_LONG_WORD.sub(lambda m: shorten(m.group()), str(message)), MESSAGE_LIMIT)
+    return _MARKUP_START.sub(lambda m: m.group() + WORD_JOINER, message)
+
+
 def user_error(message: str, title: str = "Cannot do that") -> gr.Error:
-    """A gr.Error with an escaped message (gr.Error renders HTML, and messages may quote user input)."""
-    return gr.Error(html.escape(message), title=title, print_exception=False)
+    """A gr.Error whose message is plain text and safe in the browser (messages may quote user input)."""
+    return gr.Error(plain_message(message), title=title, print_exception=False)
 
 
 def to_gr_error(exc: BaseException) -> gr.Error:

@@ -12,6 +12,7 @@ from ..render.explain_pictures import cam_overlay, feature_map_view, filter_view
 from ..render.pictures import overlay
 from ..store.checkpoints import LoadedModel
 from .common import SessionWorkspace, Shared, guarded, load_model, note
+from .inputs import SafeSlider
 
 NOTE = ("**What am I looking at?** Inside the network for one image. *Feature maps*: what each channel of the chosen "
         "layer responds to (bright = strong). *Filters*: the learned kernels of that layer's convolution. *Grad-CAM*: "
@@ -55,12 +56,12 @@ class ExplainTab:
             with gr.Column(scale=1, min_width=260):
                 self.cam = gr.Image(label="Grad-CAM overlay", format="png", interactive=False, height=320,
                                     elem_classes=["pixelated"], elem_id="explain-cam")
-                self.opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heat-map opacity")
+                self.opacity = SafeSlider(0, 1, value=0.5, step=0.05, label="Heat-map opacity")
                 gr.HTML("<div class='cam-legend'><span>low</span><div class='jet-bar'></div><span>high</span></div>")
             with gr.Column(scale=2, min_width=320):
                 with gr.Row():
                     self.sort = gr.Dropdown(SORTS, value="mean", label="Sort channels")
-                    self.max_maps = gr.Slider(4, 128, value=64, step=4, label="Channels shown")
+                    self.max_maps = SafeSlider(4, 128, value=64, step=4, label="Channels shown")
                 self.fmaps = gr.Image(label="Feature maps", format="png", interactive=False, elem_classes=["pixelated"],
                                       elem_id="explain-fmaps")
                 self.fm_caption = gr.Markdown(label="About the feature maps")

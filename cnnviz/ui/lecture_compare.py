@@ -9,6 +9,7 @@ import PIL.Image
 from ..lecture.comparison import TABLE_COLUMNS, checkpoints_to_compare, comparison_report, training_curves
 from ..render.lecture_pictures import METRICS
 from .common import SessionWorkspace, Shared, checkpoint_choices, guarded, load_model, note, user_error
+from .inputs import SafeSlider
 from .lecture_plots import clear_plots_on
 from .picker import image_picker
 
@@ -52,7 +53,7 @@ class CompareTab:
                                        elem_id="compare-checkpoints")
         self.picker = image_picker("Image", "compare-image", 260)
         self.image = self.picker.image
-        self.depth = gr.Slider(0, 1, value=0.5, step=0.05, label="Feature-map depth (0 = first conv, 1 = last conv)")
+        self.depth = SafeSlider(0, 1, value=0.5, step=0.05, label="Feature-map depth (0 = first conv, 1 = last conv)")
         self.metric = gr.Radio([(v, k) for k, v in METRICS.items()], value="val_acc", label="Training curve")
         self.go = gr.Button("Compare", variant="primary", elem_id="compare-go")
 

@@ -25,6 +25,7 @@ from .common import (
     load_model,
     note,
 )
+from .inputs import SafeNumber
 
 NOTE = ("**What am I looking at?** Row = the true class, column = what the network answered; the diagonal holds the "
         "right answers. **Click a cell** (or use the two menus) to see exactly which test images were mistaken, the "
@@ -49,7 +50,7 @@ class DrilldownTab:
             self.checkpoint = checkpoint_dropdown()
             self.true = gr.Dropdown(label="True class (row)", allow_custom_value=True)
             self.pred = gr.Dropdown(label="Predicted class (column)", allow_custom_value=True)
-            self.rank = gr.Number(0, label="Image in the cell (0 = most confident; Enter)", precision=0, minimum=0)
+            self.rank = SafeNumber(0, label="Image in the cell (0 = most confident; Enter)", precision=0, minimum=0)
         self.summary = gr.Markdown("Choose a checkpoint: its confusion matrix on the whole test set appears here.")
         self._outputs()
         self.grid = gr.State(None)  # (matrix box in image pixels, number of classes) of the picture on screen

@@ -10,6 +10,7 @@ from ..lecture.catalog import model_choices, web_datasets
 from ..lecture.receptive_tables import Geometry, geometry, rf_curves, rf_table, unit_field
 from ..lecture.summary import LayerRow
 from .common import SessionWorkspace, Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
+from .inputs import SafeNumber, SafeSlider
 from .lecture_plots import clear_plots_on
 
 NOTE = ("**What am I looking at?** One number deep inside the network depends only on a patch of the input: its "
@@ -67,7 +68,7 @@ class ReceptiveTab:
         self.layer = gr.Dropdown(g.layer_choices(), value=g.default_layer(), label="Layer",
                                  info="convolution and pooling layers",
                                  allow_custom_value=True)  # API callers name layers of other architectures than the menu
-        self.row, self.col = (gr.Slider(**a, elem_id=f"rf-{k}")
+        self.row, self.col = (SafeSlider(**a, elem_id=f"rf-{k}")
                               for a, k in zip(slider_args(g.row(g.default_layer())), ("row", "col"), strict=True))
 
     def _wire(self, shared: Shared, tab: gr.Tab) -> None:
@@ -77,7 +78,7 @@ class ReceptiveTab:
         menu_in, menu_out = {"arch": self.arch, "dataset": self.dataset, "layer": self.layer}, [self.layer, self.row, self.col]
         # The API takes row and column as plain numbers: a slider checks values against the grid it last showed in the
         # caller's session, which belongs to whatever layer that session chose before.
-        api_row, api_col = gr.Number(visible=False, precision=0), gr.Number(visible=False, precision=0)
+        api_row, api_col = SafeNumber(visible=False, precision=0, label="row"), SafeNumber(visible=False, precision=0, label="col")
         gr.Button(visible=False).click(self.receptive_field, inputs_kwargs={**field_in, "row": api_row, "col": api_col},
                                        outputs=field_out, api_name="receptive_field", **CHEAP)
         gr.on([self.row.input, self.col.input], self.unit_view, inputs_kwargs=unit_in, outputs=[self.unit, self.caption],

@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..examples import asset_examples, test_example
 from ..images import load_image
-from .common import SessionWorkspace, guarded, load_model
+from .common import SessionWorkspace, guarded, load_model, shorten, user_error
 from .uploads import SafeImage
 
 
@@ -27,8 +27,18 @@ class ImagePicker:
     @guarded
     def show_example(self, *, index: int) -> dict:
         """A click on the gallery: the example image and its caption as the true label."""
-        path, caption = self.examples[int(index)]
+        path, caption = self.examples[self._example_index(index)]
         return {self.image: load_image(path), self.truth: caption}  # decoded here: served from the cache anywhere
+
+    def _example_index(self, index: object) -> int:
+        """A valid position in the gallery; API clients may send anything (a negative index would wrap round)."""
+        last = len(self.examples) - 1
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index <= last:
+            return index
+        if isinstance(index, float) and index.is_integer() and 0 <= index <= last:
+            return int(index)
+        raise user_error(f"There is no example {shorten(repr(index))}: choose an example from 0 to {last}.",
+                         title="No such example")
 
     @guarded
     def show_random(self, *, checkpoint: str | None, ws: SessionWorkspace) -> dict:

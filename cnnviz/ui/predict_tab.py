@@ -8,6 +8,7 @@ from ..drawing import drawing_to_image
 from ..explain.pipeline import PredictionReport, run_prediction
 from ..images import ImageError
 from .common import SessionWorkspace, Shared, guarded, load_model, note
+from .inputs import SafeSlider
 from .picker import image_picker
 from .uploads import SafeSketchpad
 
@@ -36,7 +37,7 @@ class PredictTab:
     def _inputs(self) -> None:
         self.checkpoint = self.shared.predict_checkpoint
         self.checkpoint.render()
-        self.topk = gr.Slider(1, 10, value=5, step=1, label="How many classes to show (top-k)")
+        self.topk = SafeSlider(1, 10, value=5, step=1, label="How many classes to show (top-k)")
         with gr.Tabs():
             with gr.Tab("Image"):
                 self.picker = image_picker("Image: upload, webcam or paste", "predict-image", 300,

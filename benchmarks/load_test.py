@@ -46,7 +46,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 from gradio_client import Client, handle_file  # noqa: E402
 
 CKPT = "lenet5-digits"
-SHIPPED = REPO / "checkpoints" / f"{CKPT}.pt"
+SHIPPED = REPO / "cnnviz" / "shipped" / "checkpoints" / f"{CKPT}.pt"
 LABELS = [str(d) for d in range(10)]
 ENDPOINTS = ("/predict", "/explain")
 TRAIN_FIELDS = ("arch", "dataset", "subset", "epochs", "batch_size", "optimizer", "lr", "schedule", "augment", "seed",

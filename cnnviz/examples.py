@@ -1,6 +1,6 @@
-"""Example images: real test-split samples of a dataset, and the files in assets/examples.
+"""Example images: real test-split samples of a dataset, and the files in cnnviz/shipped/examples (package data).
 
-`python -m cnnviz.examples` regenerates assets/examples/ from the offline datasets.
+`python -m cnnviz.examples` regenerates cnnviz/shipped/examples/ from the offline datasets (run it in a checkout).
 """
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import PIL.Image
 
 from .data import DatasetUnavailable, get_dataset_info, load_dataset
 from .images import uint8_to_pil
-from .store.paths import assets_dir
+from .store.paths import examples_dir
 
-EXAMPLES_DIR = "examples"
-# dataset -> classes written to assets/examples (real test images; a few per dataset keeps the menu short)
+# dataset -> classes written to shipped/examples (real test images; a few per dataset keeps the menu short)
 ASSET_CLASSES = {"fashion-mnist": ("Sneaker", "Trouser", "Bag", "Ankle boot", "Dress"),
                  "digits": ("3", "7"), "shapes": ("star", "triangle", "circle")}
 
@@ -55,8 +54,8 @@ def _slug(text: str) -> str:
 
 
 def asset_examples() -> list[tuple[Path, str]]:
-    """(path, caption) for every PNG in assets/examples, named `<dataset>_<class>.png`."""
-    folder = assets_dir() / EXAMPLES_DIR
+    """(path, caption) for every PNG in the shipped examples, named `<dataset>_<class>.png`."""
+    folder = examples_dir()
     out = []
     for path in sorted(folder.glob("*.png")):
         dataset, _, slug = path.stem.partition("_")
@@ -70,7 +69,7 @@ def asset_examples() -> list[tuple[Path, str]]:
 
 def write_asset_examples(folder: Path | None = None) -> list[Path]:
     """Write one native-size PNG per class in ASSET_CLASSES (datasets that are not on disk are skipped)."""
-    folder = folder or assets_dir() / EXAMPLES_DIR
+    folder = folder or examples_dir()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for dataset, classes in ASSET_CLASSES.items():

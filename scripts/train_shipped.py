@@ -1,13 +1,18 @@
-"""Retrain the checkpoints shipped in checkpoints/ with the project's own CLI and write checkpoints/manifest.json."""
+"""Retrain the checkpoints shipped in cnnviz/shipped/checkpoints/ with the project's own CLI and write its manifest.json.
+
+Run it in a checkout: `train --out NAME` saves into $CNNVIZ_CHECKPOINTS, pointed here at the package data folder.
+"""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DIR = ROOT / "cnnviz" / "shipped" / "checkpoints"
 SHIPPED = [  # name, CLI arguments (exactly what is run), minimum test accuracy promised
     ("lenet5-fashion-mnist", ["--preset", "demo-fashion-mnist"], 0.89),
     ("lenet5-digits", ["--preset", "demo-digits"], 0.95),
@@ -20,17 +25,18 @@ def main(only: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     from cnnviz.store.checkpoints import load_checkpoint
 
-    old = {e["name"]: e for e in json.loads((ROOT / "checkpoints" / "manifest.json").read_text())} \
-        if (ROOT / "checkpoints" / "manifest.json").exists() else {}
+    manifest = SHIPPED_DIR / "manifest.json"
+    old = {e["name"]: e for e in json.loads(manifest.read_text())} if manifest.exists() else {}
     entries = []
     for name, cli_args, minimum in SHIPPED:
         cmd = ["python", "-m", "cnnviz", "train", *cli_args, "--out", name]
         seconds = old.get(name, {}).get("wall_seconds")
         if not only or name in only:
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
+            subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True,
+                           env={**os.environ, "CNNVIZ_CHECKPOINTS": str(SHIPPED_DIR)})
             seconds = round(time.perf_counter() - t0, 1)
-        path = ROOT / "checkpoints" / f"{name}.pt"
+        path = SHIPPED_DIR / f"{name}.pt"
         meta = load_checkpoint(path).meta
         acc = meta.metrics["test_acc"]
         if acc < minimum:
@@ -39,7 +45,7 @@ def main(only: list[str]) -> int:
                         "test_acc": round(acc, 4), "epochs": len(meta.history), "wall_seconds": seconds,
                         "bytes": path.stat().st_size, "created": meta.created})
         print(f"{name}: test accuracy {acc:.4f}, {path.stat().st_size / 1e6:.2f} MB")
-    (ROOT / "checkpoints" / "manifest.json").write_text(json.dumps(entries, indent=2) + "\n")
+    manifest.write_text(json.dumps(entries, indent=2) + "\n")
     return 0
 
 

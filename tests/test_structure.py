@@ -122,7 +122,7 @@ def test_the_readme_python_example_runs(tmp_path):
     section = readme_section("Python API")
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks, "the Python API section has no python block"
-    env = {**os.environ, "CNNVIZ_RUNS": str(tmp_path / "runs"), "CNNVIZ_CHECKPOINTS": str(REPO / "checkpoints"),
+    env = {**os.environ, "CNNVIZ_RUNS": str(tmp_path / "runs"), "CNNVIZ_CHECKPOINTS": str(tmp_path / "checkpoints"),
            "MPLBACKEND": "Agg"}
     out = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
@@ -132,7 +132,7 @@ def test_the_readme_python_example_runs(tmp_path):
 
 
 # Top to bottom: a package may import (at run time) only the ones below it; type-only imports are free.
-LAYERS = ["ui", "cli", "train", "lecture", "render", "explain", "examples", "store", "models", "data", "drawing", "images"]
+LAYERS = ["cli", "ui", "train", "lecture", "render", "explain", "examples", "store", "models", "data", "drawing", "images"]
 
 
 def runtime_imports(path: Path) -> set[str]:

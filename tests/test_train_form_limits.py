@@ -1,6 +1,7 @@
 """The Train form and the server's flags agree on the limits: the epochs slider, its message, the pause limit."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_the_pause_limit_flag(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO))
     import app
 
-    monkeypatch.setattr(app.logging, "basicConfig", lambda **kw: None)  # main() configures logging for a server
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)  # main() configures logging for a server
     assert app.parse_args([]).max_pause_seconds == Limits().max_pause_seconds == 120
     assert app.parse_args(["--max-pause-seconds", "0.5"]).max_pause_seconds == 0.5
     for bad in ("0", "-3", "nan"):

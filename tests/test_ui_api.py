@@ -27,7 +27,7 @@ from cnnviz.train.presets import PRESETS  # noqa: E402
 # gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_DIGITS = REPO / "checkpoints" / "lenet5-digits.pt"
+SHIPPED_DIGITS = REPO / "cnnviz" / "shipped" / "checkpoints" / "lenet5-digits.pt"
 CKPT = "lenet5-digits"
 PUBLIC = ["/architecture", "/train", "/pause", "/stop", "/clear_curves", "/share_run", "/predict", "/predict_drawing",
           "/random_example", "/explain", "/feature_maps"]

@@ -102,7 +102,7 @@ def test_predict_an_example_image(browser_page):
     page, expect, *_ = browser_page
     page.get_by_role("tab", name="Predict", exact=True).click()
     choose(page, "#predict-checkpoint", CKPT)
-    page.locator("#predict-examples img").first.click()  # assets/examples/digits_3.png comes first
+    page.locator("#predict-examples img").first.click()  # cnnviz/shipped/examples/digits_3.png comes first
     expect(page.get_by_test_id("label-output-value")).to_contain_text("3")
     expect(page.locator("#predict-details")).to_contain_text("network input 1×16×16")
     expect(page.locator("#predict-view img")).to_be_visible()

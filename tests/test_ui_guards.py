@@ -31,7 +31,7 @@ from test_ui_api import CKPT, REPO, TRAIN, free_port, seed_checkpoint  # noqa: E
 from cnnviz.ui.server_guards import MB, MIN_CHARGE, UPLOAD_BUDGET_MB, GuardLimits, SessionOwners, UploadBudget  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
-DIGIT = REPO / "assets" / "examples" / "digits_7.png"
+DIGIT = REPO / "cnnviz" / "shipped" / "examples" / "digits_7.png"
 USERS = [("ann", "pw-ann"), ("bob", "pw-bob"), ("cy", "pw-cy")]  # cy: the browser test
 UPLOAD_MB, BUDGET_MB = 1, 3  # small, so the probes stay small: body cap = 4/3 MB + 1 MB = 2.33 MB
 

@@ -1,6 +1,6 @@
 """Lecture tabs through a launched app and gradio_client: time-lapse, drill-down, compare, sanity, receptive field.
 
-One app for the module: shipped checkpoints copied into a temp checkpoints/, one tiny digits run trained into a temp
+One app for the module: the shipped checkpoints (package data), an empty temp checkpoints/, one tiny digits run trained into a temp
 runs/. Every check recomputes what the page claims (with the model, the dataset or PIL), not just that it answered.
 """
 import re
@@ -23,7 +23,7 @@ from cnnviz.lecture.drilldown import model_inputs, predict_test_set, trained_dat
 from cnnviz.render.figures import confusion_figure, figure_to_png  # noqa: E402
 from cnnviz.render.lecture_pictures import FIELD_COLOUR, confusion_picture, draw_scale  # noqa: E402
 from cnnviz.store.checkpoints import load_checkpoint  # noqa: E402
-from cnnviz.store.paths import REPO_DIR  # noqa: E402
+from cnnviz.store.paths import shipped_checkpoints_dir  # noqa: E402
 from cnnviz.store.timelapse_file import load_timelapse  # noqa: E402
 from cnnviz.train.config import Limits, TrainConfig  # noqa: E402
 from cnnviz.train.engine import fit  # noqa: E402
@@ -66,8 +66,6 @@ def app(tmp_path_factory):
     ck, runs, tmp = root / "checkpoints", root / "runs", root / "gradio"
     for d in (ck, runs, tmp):
         d.mkdir()
-    for name in SHIPPED:
-        shutil.copy(REPO_DIR / "checkpoints" / f"{name}.pt", ck)
     mp = pytest.MonkeyPatch()
     for var, value in (("CNNVIZ_CHECKPOINTS", ck), ("CNNVIZ_RUNS", runs), ("GRADIO_TEMP_DIR", tmp)):
         mp.setenv(var, str(value))
@@ -190,7 +188,7 @@ def _worst_cell(matrix: np.ndarray) -> tuple[int, int]:
 
 def test_drilldown_images_really_are_misclassified(app):
     client, _, _, ck, _ = app
-    loaded = load_checkpoint(ck / "lenet5-digits.pt")
+    loaded = load_checkpoint(shipped_checkpoints_dir() / "lenet5-digits.pt")
     matrix = predict_test_set(loaded).confusion()
     a, b = _worst_cell(matrix)
     picture, summary, true, pred = client.predict("lenet5-digits", api_name="/confusion")
@@ -233,7 +231,7 @@ def test_a_click_on_the_matrix_picks_the_cell_under_it():
 
 
 def _shapes_png(tmp_path: Path, ck: Path) -> tuple[Path, PIL.Image.Image]:
-    image = uint8_to_pil(trained_dataset(load_checkpoint(ck / "tinyvgg-shapes.pt")).test.images[0])
+    image = uint8_to_pil(trained_dataset(load_checkpoint(shipped_checkpoints_dir() / "tinyvgg-shapes.pt")).test.images[0])
     path = tmp_path / "shape.png"
     image.save(path)
     return path, image
@@ -247,7 +245,7 @@ def test_compare_gives_one_entry_per_checkpoint(app, tmp_path):
     rows = [dict(zip(table["headers"], r, strict=True)) for r in table["data"]]
     assert [r["checkpoint"] for r in rows] == list(SHIPPED)
     for r in rows:
-        model = load_checkpoint(ck / f"{r['checkpoint']}.pt").model
+        model = load_checkpoint(shipped_checkpoints_dir() / f"{r['checkpoint']}.pt").model
         assert int(r["parameters"]) == sum(p.numel() for p in model.parameters())
         assert int(r["FLOPs per image"]) > int(r["parameters"])
     assert len(cams) == len(maps) == 3 and all(c["caption"].startswith(n) for c, n in zip(cams, SHIPPED, strict=True))
@@ -261,7 +259,7 @@ def test_sanity_check_streams_and_randomisation_destroys_gradcam(app, tmp_path):
     path, _ = _shapes_png(tmp_path, ck)
     job = client.submit("tinyvgg-shapes", handle_file(str(path)), api_name="/sanity")
     status, grid, rho = job.result(timeout=120)
-    model = load_checkpoint(ck / "tinyvgg-shapes.pt").model
+    model = load_checkpoint(shipped_checkpoints_dir() / "tinyvgg-shapes.pt").model
     layers = sum(1 for n, m in model.named_modules() if n and list(m.parameters(recurse=False)))
     assert len(job.outputs()) == layers + 1  # one update per step: the trained model, then each layer
     cols = rho["columns"]

@@ -20,7 +20,7 @@ from cnnviz.ui.inputs import SafeNumber, SafeSlider  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 HOSTILE = "<img src=x onerror=alert(1)>"
-DIGIT = REPO / "assets" / "examples" / "digits_7.png"
+DIGIT = REPO / "cnnviz" / "shipped" / "examples" / "digits_7.png"
 GENERIC = ("upstream", "Something went wrong", "Traceback")
 
 

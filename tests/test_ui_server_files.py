@@ -29,7 +29,7 @@ from cnnviz.ui import private_upload_folder  # noqa: E402
 private_upload_folder()  # this process's private upload folder, as build_demo makes it
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
-DIGIT = REPO / "assets" / "examples" / "digits_7.png"
+DIGIT = REPO / "cnnviz" / "shipped" / "examples" / "digits_7.png"
 
 
 @dataclass
@@ -87,7 +87,7 @@ def probes(s: Server) -> dict[str, tuple[str, bytes]]:
     ckpt = s.checkpoints / f"{CKPT}.pt"
     weights = ckpt.read_bytes()[-256:]  # the end of the zip: tensor data and directory, never in an error message
     up, up_parent = Path(get_upload_folder()), Path(get_upload_folder()).parent
-    passwd, app_py, readme = b"root:", b"def parse_args", b"Shipped checkpoints"
+    passwd, app_py, readme = b"root:", b"cnnviz.cli.serve", b"Shipped checkpoints"
     secret_rel = os.path.relpath(s.secret)  # relative to the working directory, which the server shares
     return {
         "absolute /etc/passwd": ("/gradio_api/file=/etc/passwd", passwd),
@@ -108,8 +108,8 @@ def probes(s: Server) -> dict[str, tuple[str, bytes]]:
         "repo app.py": (f"/gradio_api/file={REPO / 'app.py'}", app_py),
         "repo app.py, relative": ("/gradio_api/file=app.py", app_py),
         "repo .git/config": (f"/gradio_api/file={REPO / '.git' / 'config'}", b"[core]"),
-        "shipped checkpoint": (f"/gradio_api/file={REPO / 'checkpoints' / f'{CKPT}.pt'}", weights),
-        "shipped checkpoint, relative": (f"/gradio_api/file=checkpoints/{CKPT}.pt", weights),
+        "shipped checkpoint": (f"/gradio_api/file={REPO / 'cnnviz' / 'shipped' / 'checkpoints' / f'{CKPT}.pt'}", weights),
+        "shipped checkpoint, relative": (f"/gradio_api/file=cnnviz/shipped/checkpoints/{CKPT}.pt", weights),
         "app's checkpoint": (f"/gradio_api/file={ckpt}", weights),
         "app's checkpoint, encoded": (f"/gradio_api/file={enc(ckpt)}", weights),
         "secret in the temp dir": (f"/gradio_api/file={s.secret}", s.token),

@@ -104,7 +104,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
 
 
 def still_serving(client: Client) -> None:
-    probs, _, _ = client.predict(CKPT, handle_file(REPO / "assets" / "examples" / "digits_7.png"), 1, api_name="/predict")
+    probs, _, _ = client.predict(CKPT, handle_file(REPO / "cnnviz" / "shipped" / "examples" / "digits_7.png"), 1, api_name="/predict")
     assert probs["label"] == "7"
 
 

@@ -1,4 +1,4 @@
-"""python -m cnnviz list|summary|train|eval|predict|explain|bench — errors are one line and a non-zero exit."""
+"""python -m cnnviz list|summary|train|eval|predict|explain|bench|serve — errors are one line and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="fewer batches (a smoke run)")
     b.add_argument("--device", default="auto")
     b.add_argument("--json", action="store_true")
+    # Listed here; main() hands `serve ...` to serve.main before this parser, with its own flags and --help.
+    sub.add_parser("serve", help="start the web app (as `python app.py`); `serve --help` lists its flags",
+                   add_help=False)
     return p
 
 
@@ -134,6 +137,12 @@ def cmd_eval(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user mistakes print `error: ...` and return 2, never a traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        from .serve import main as serve
+
+        prog = "python -m cnnviz" if os.path.basename(sys.argv[0]) == "__main__.py" else "cnnviz"
+        return serve(argv[1:], prog=f"{prog} serve")
     from ..data import DatasetUnavailable
     from ..images import ImageError
     from ..store.checkpoints import CheckpointError

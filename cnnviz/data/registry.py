@@ -135,8 +135,10 @@ def get_dataset_info(name: str) -> DatasetInfo:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data dir: the argument, else env CNNVIZ_DATA, else ./data (absolute; need not exist yet)."""
-    chosen = data_dir if data_dir not in (None, "") else os.environ.get("CNNVIZ_DATA") or "data"
+    """The data dir: the argument, else env CNNVIZ_DATA, else $CNNVIZ_HOME/data, else ./data (absolute; need not exist
+    yet)."""
+    home = os.environ.get("CNNVIZ_HOME")
+    chosen = data_dir if data_dir not in (None, "") else os.environ.get("CNNVIZ_DATA") or (Path(home) / "data" if home else "data")
     return Path(chosen).expanduser().resolve()
 
 

@@ -16,7 +16,7 @@ from ..models import get_model, get_model_info, list_models
 from .atomic import atomic_write
 from .disk import as_os_error, is_torch_write_error
 from .listing import Listing, Skipped
-from .paths import checkpoints_dir, runs_dir
+from .paths import checkpoints_dir, runs_dir, shipped_checkpoints_dir
 
 FORMAT = "cnnviz-checkpoint"
 VERSION = 1
@@ -91,7 +91,8 @@ def safe_name(name: str) -> str:
 
 
 def checkpoint_path(name: str, root: Path | None = None) -> Path:
-    """`root/<name>.pt` for a validated name; never outside `root`."""
+    """`root/<name>.pt` for a validated name (root: the user's checkpoints/, where `train --out` saves); never outside
+    `root`."""
     root = Path(root or checkpoints_dir()).resolve()
     path = (root / f"{safe_name(name)}.pt").resolve()
     if path.parent != root:
@@ -126,14 +127,22 @@ def _check_finite(state: dict[str, torch.Tensor]) -> None:
             raise CheckpointError(f"weights contain NaN or infinity (first in {key}); the run diverged")
 
 
+def named_checkpoint(name: str) -> Path | None:
+    """The file a checkpoint name stands for: the user's checkpoints/<name>.pt, else the shipped one; None when neither
+    exists. A checkpoint saved by name under a shipped name takes its place."""
+    name = safe_name(name)
+    return next((p for p in (checkpoint_path(name), shipped_checkpoints_dir() / f"{name}.pt") if p.is_file()), None)
+
+
 def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
-    """A bare name means checkpoints/<name>.pt (or runs/<name>/model.pt); a path is used as given."""
+    """A bare name means checkpoints/<name>.pt (saved by name, else shipped), else runs/<name>/model.pt; a path is
+    used as given."""
     text = str(name_or_path)
     if os.sep in text or text.endswith(".pt"):
         return Path(text)
-    path = checkpoint_path(text)
+    named = named_checkpoint(text)
     run_model = runs_dir() / safe_name(text) / "model.pt"
-    return run_model if not path.exists() and run_model.exists() else path
+    return named or (run_model if run_model.exists() else checkpoint_path(text))
 
 
 def _read(path: Path, mmap: bool = False) -> dict:
@@ -240,15 +249,19 @@ class CheckpointEntry:
     dataset: str
     test_acc: float | None
     created: str
-    shipped: bool  # in checkpoints/ (shipped or saved by name), not a run folder
+    shipped: bool  # came with cnnviz (package data), not saved by name nor a run folder
 
 
 def list_checkpoints(run_roots: Iterable[Path] | None = None) -> Listing[CheckpointEntry]:
-    """Checkpoints in checkpoints/ and <root>/*/model.pt for each run root (default: runs/), newest first; unreadable
-    files are left out, and named with the reason in the listing's `skipped`."""
+    """The shipped checkpoints, those saved by name in checkpoints/, and <root>/*/model.pt for each run root (default:
+    runs/): shipped first, then the others, each group newest first. A checkpoint saved under a shipped name hides the
+    shipped one (the name opens it). Unreadable files are left out, and named with the reason in `skipped`."""
     roots = [runs_dir()] if run_roots is None else list(run_roots)
-    paths = sorted(checkpoints_dir().glob("*.pt")) + [p for root in roots for p in sorted(Path(root).glob("*/model.pt"))
-                                                      if not p.parent.name.startswith(".")]  # not a run being removed
+    saved = sorted(checkpoints_dir().glob("*.pt"))
+    shipped_dir = shipped_checkpoints_dir()
+    shipped = [p for p in sorted(shipped_dir.glob("*.pt")) if p.name not in {s.name for s in saved}]
+    paths = shipped + saved + [p for root in roots for p in sorted(Path(root).glob("*/model.pt"))
+                               if not p.parent.name.startswith(".")]  # not a run being removed
     entries, skipped = [], []
     for path in paths:
         try:
@@ -257,7 +270,7 @@ def list_checkpoints(run_roots: Iterable[Path] | None = None) -> Listing[Checkpo
             skipped.append(Skipped(checkpoint_name(path), path, str(exc)))
             continue
         entries.append(CheckpointEntry(checkpoint_name(path), path, meta.arch, meta.dataset, meta.metrics.get("test_acc"), meta.created,
-                                       shipped=path.parent == checkpoints_dir()))
+                                       shipped=path.parent == shipped_dir))
     entries.sort(key=lambda e: e.created, reverse=True)
     return Listing(sorted(entries, key=lambda e: not e.shipped), skipped)  # stable: shipped first, each newest first
 
@@ -270,4 +283,5 @@ def describe(meta: CheckpointMeta) -> str:
 
 
 __all__ = ["CheckpointError", "CheckpointMeta", "LoadedModel", "CheckpointEntry", "build_meta", "save_checkpoint",
-           "load_checkpoint", "list_checkpoints", "checkpoint_path", "checkpoint_name", "safe_name", "resolve_checkpoint", "describe"]
+           "load_checkpoint", "list_checkpoints", "checkpoint_path", "checkpoint_name",
+           "named_checkpoint", "safe_name", "resolve_checkpoint", "describe"]

@@ -14,9 +14,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import CheckpointEntry, CheckpointError, list_checkpoints, safe_name
+from .checkpoints import CheckpointEntry, CheckpointError, list_checkpoints, named_checkpoint, safe_name
 from .listing import Listing
-from .paths import checkpoints_dir, runs_dir
+from .paths import runs_dir
 from .run_reader import STATE_NOTES, RunRecord, list_runs, read_run, run_path
 
 USERS = "users"  # runs/users/<digest>/: the web app's private runs
@@ -79,13 +79,13 @@ class Workspace:
 
     def find_checkpoint(self, name: str) -> Path | None:
         """The file of checkpoint `name` if this user may open it, found without listing (and reading) every
-        checkpoint: checkpoints/<name>.pt first, then the shared runs, then their own."""
+        checkpoint: checkpoints/<name>.pt first (saved by name, else shipped), then the shared runs, then their own."""
         try:
             name = safe_name(name)
         except CheckpointError:
             return None
-        candidates = [checkpoints_dir() / f"{name}.pt"] + [root / name / "model.pt" for root in self.roots()]
-        return next((p for p in candidates if p.is_file()), None)
+        candidates = [root / name / "model.pt" for root in self.roots()]
+        return named_checkpoint(name) or next((p for p in candidates if p.is_file()), None)
 
     def runs(self) -> Listing[RunRecord]:
         """Runs this user may replay, newest first; `.skipped` names the ones that cannot be read."""

@@ -5,6 +5,7 @@ This package is the only part of cnnviz that imports gradio.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 # An environment default, not work: it must be in place before gradio is first imported (no version check, no telemetry).
@@ -14,6 +15,7 @@ import gradio as gr  # noqa: E402
 
 from ..store.cleanup import start_up  # noqa: E402
 from ..store.owner import owned_temp_folder  # noqa: E402
+from ..store.paths import examples_dir  # noqa: E402
 from ..train.config import Limits  # noqa: E402
 from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab, train_tab  # noqa: E402
 from .server_guards import UPLOAD_BUDGET_MB, GuardLimits, guard_middleware  # noqa: E402
@@ -119,14 +121,18 @@ def configure_queue(demo: gr.Blocks, max_size: int | None = 20) -> gr.Blocks:
 
 
 def launch_options(host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-                   auth: list[tuple[str, str]] | None = None, max_upload_mb: int = MAX_UPLOAD_MB,
+                   auth: list[tuple[str, str]] | Callable | None = None, max_upload_mb: int = MAX_UPLOAD_MB,
                    max_body_mb: float | None = None, upload_budget_mb: float = UPLOAD_BUDGET_MB) -> dict:
     """Keyword arguments for demo.launch(): safe defaults (loopback, no share link, no monitoring, capped uploads and
-    request bodies, a per-user upload budget, a login for every route under auth: see server_guards.py)."""
+    request bodies, a per-user upload budget, a login for every route under auth: see server_guards.py). `auth` is
+    Gradio's own: (user, password) pairs or a callable (user, password) -> bool, possibly async."""
     guards = GuardLimits.from_mb(max_upload_mb, max_body_mb, upload_budget_mb)
     return dict(server_name=host, server_port=port, share=share, auth=auth or None, theme=theme(), css=CSS,
                 max_file_size=f"{int(max_upload_mb)}mb", show_error=False, enable_monitoring=False, ssr_mode=False, pwa=False,
-                mcp_server=False, run_history=False, quiet=True, app_kwargs={"middleware": [guard_middleware(guards)]})
+                mcp_server=False, run_history=False, quiet=True, app_kwargs={"middleware": [guard_middleware(guards)]},
+                # The example PNGs are package data: after a plain `pip install` they live in site-packages, outside
+                # the folders Gradio serves by default. Only that folder of public images is added.
+                allowed_paths=[str(examples_dir())])
 
 
 __all__ = ["CSS", "build_demo", "configure_queue", "launch_options", "private_upload_folder", "theme"]

@@ -126,6 +126,16 @@ def menu_options(page, selector: str) -> list[str]:
     return options
 
 
+def wait_for_option(page, wanted, timeout: float = 20.0) -> list[str]:
+    """The Predict menu's options once one of them satisfies `wanted` (the page load fills the user's own runs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        options = menu_options(page, "#predict-checkpoint")
+        if any(wanted(o) for o in options) or time.monotonic() > deadline:
+            return options
+        time.sleep(0.3)
+
+
 def test_own_runs_survive_a_reload_and_other_browsers_never_see_them(browser_page):
     page, expect, _, browser = browser_page
     run = page.locator("#train-checkpoint textarea").input_value()  # trained by the live-curves test above
@@ -138,8 +148,8 @@ def test_own_runs_survive_a_reload_and_other_browsers_never_see_them(browser_pag
             else:
                 p.goto(page.url)
             p.get_by_role("tab", name="Predict", exact=True).click()
-            expect(p.locator("#predict-checkpoint input").first).to_have_value(re.compile(CKPT))  # menus loaded
-        assert any(o.startswith(run) and "yours" in o for o in menu_options(page, "#predict-checkpoint"))
+            expect(p.locator("#predict-checkpoint input").first).to_have_value(re.compile(r"\S"))  # the page is up
+        assert any(o.startswith(run) and "yours" in o for o in wait_for_option(page, lambda o: o.startswith(run)))
         assert not any(o.startswith(run) for o in menu_options(stranger, "#predict-checkpoint"))
         page.get_by_role("tab", name="Time-lapse & replay").click()
         choose(page, "#replay-run", run)
@@ -147,8 +157,8 @@ def test_own_runs_survive_a_reload_and_other_browsers_never_see_them(browser_pag
         expect(page.locator("#replay-share")).to_have_text("Shared")
         stranger.reload()
         stranger.get_by_role("tab", name="Predict", exact=True).click()
-        expect(stranger.locator("#predict-checkpoint input").first).to_have_value(re.compile(CKPT))
-        assert any(o.startswith(run) and "shared" in o for o in menu_options(stranger, "#predict-checkpoint"))
+        expect(stranger.locator("#predict-checkpoint input").first).to_have_value(re.compile(r"\S"))
+        assert any(o.startswith(run) and "shared" in o for o in wait_for_option(stranger, lambda o: o.startswith(run)))
     finally:
         stranger.context.close()
 

@@ -7,7 +7,6 @@ knows nothing of runs); the picture itself is drawn by render.figures.
 from __future__ import annotations
 
 import html
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 import PIL.Image
 
 from ..render.figures import confusion_figure, figure_to_image
+from ..store.atomic import atomic_copy
 from ..store.checkpoints import checkpoint_name
 from ..store.scratch import ScratchFolder
 from .events import Event, Failed, Finished, Stopped
@@ -112,8 +112,8 @@ class DownloadFolder:
         if not name or not Path(checkpoint).is_file():
             return None
         target = self.folder.path() / f"{name}.pt"
-        shutil.copyfile(checkpoint, target)
-        return str(target)
+        # The store's atomic copy: a download being served never sees a half-written file.
+        return str(atomic_copy(checkpoint, target, durable=False))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import PIL.ImageOps
 from .images import ImageError
 
 # How much of the frame the object's longer side fills in each greyscale dataset (measured on the test splits:
-# MNIST digits sit in a 20 px box of 28, Fashion-MNIST garments nearly fill the frame, sklearn digits fill it).
+# MNIST digits sit in a 20 px box of 28, Fashion-MNIST garments nearly fill the frame, the 8x8 UCI digits fill it).
 FILL = {"mnist": 20 / 28, "fashion-mnist": 0.9, "digits": 1.0}
 DEFAULT_FILL = 0.8
 INK_THRESHOLD = 40  # 0..255 after inversion: lighter marks are paper texture or antialiasing

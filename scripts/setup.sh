@@ -16,13 +16,15 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_needed[@]}" >/dev/null
 fi
 
-# Rebuild the environment only when the requirements change.
-want="$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
+# Rebuild the environment only when the requirements change. requirements-lock.txt pins every transitive version
+# (uv pip compile output, `make lock`), so a rebuild installs the same set as the last one.
+want="$(cat requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.cnnviz-stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating $VENV (torch is large: this takes a few minutes the first time)"
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r requirements.txt -r requirements-dev.txt
+  "$VENV/bin/pip" install -q -r requirements.txt -r requirements-dev.txt -c requirements-lock.txt
+  "$VENV/bin/pip" check >/dev/null || { "$VENV/bin/pip" check; exit 1; }
   echo "$want" > "$VENV/.cnnviz-stamp"
 fi
 "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null

@@ -6,6 +6,8 @@ import hashlib
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -333,6 +335,29 @@ def test_digits() -> None:
     assert max(counts) - min(counts) <= 2 and 350 <= len(a.test) <= 370
     x = a.train.images.float() / 255
     assert abs(x.mean().item() - a.info.mean[0]) < 2e-3 and abs(x.std().item() - a.info.std[0]) < 2e-3
+
+
+def test_shipped_digits_are_exactly_scikit_learns() -> None:
+    from cnnviz.data.digits import load_raw
+    images, labels = load_raw()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8 and labels.shape == (1797,)
+    assert images.min() == 0 and images.max() == 16  # block counts, as in the UCI files
+    # The UCI page's class counts for its test set, which is what scikit-learn bundles.
+    assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    # load_digits().images[0] (a 0), as printed in scikit-learn's documentation.
+    assert images[0].tolist()[:2] == [[0, 0, 5, 13, 9, 1, 0, 0], [0, 0, 13, 15, 10, 15, 5, 0]] and labels[0] == 0
+    # sha256 of load_digits().images.astype(uint8) and .target.astype(uint8) from scikit-learn 1.9.1, taken when
+    # the file was made: every pixel and label is scikit-learn's.
+    assert hashlib.sha256(images.tobytes()).hexdigest() == "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3"
+    assert hashlib.sha256(labels.astype(np.uint8).tobytes()).hexdigest() == \
+        "8ba4f891220f5e4c9c819638d1602d74b83618f167043c6da52a2a247841ddf0"
+
+
+def test_loading_digits_needs_no_scikit_learn() -> None:
+    code = ("import sys; sys.modules['sklearn'] = None\n"  # any `import sklearn` now raises ImportError
+            "from cnnviz import load_dataset; d = load_dataset('digits'); print(len(d.train) + len(d.test))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "1797", out.stderr[-2000:]
 
 
 # ---------- shapes ----------

@@ -34,7 +34,11 @@ def installed(tmp_path_factory) -> Path:
     (wheel,) = (tmp / "wheels").glob("cnnviz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"cnnviz/shipped/checkpoints/{n}.pt" for n in SHIPPED} | {"cnnviz/shipped/checkpoints/manifest.json",
-                                                                       "cnnviz/shipped/examples/digits_7.png"} <= names
+                                                                       "cnnviz/shipped/examples/digits_7.png",
+                                                                       "cnnviz/shipped/data/digits.npz"} <= names
+    # Every shipped file travels (a new kind of file needs its glob in pyproject's package-data).
+    shipped = {f"cnnviz/{p.as_posix()}" for p in files_under(src / "cnnviz") if p.parts[0] == "shipped"}
+    assert shipped - names == set(), f"not in the wheel (add a package-data glob): {sorted(shipped - names)}"
     subprocess.run([*pip, "install", "--no-deps", "--no-compile", "-q", "--target", str(tmp / "site"), str(wheel)],
                    cwd=tmp, check=True, capture_output=True, timeout=300)
     return tmp / "site"

@@ -12,7 +12,8 @@ import PIL.Image
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("lenet5-digits", "lenet5-fashion-mnist", "tinyvgg-shapes")
+SHIPPED = ("lenet5-digits", "lenet5-fashion-mnist", "tinyvgg-shapes", "alexnet-fashion-mnist", "vgg11-fashion-mnist",
+           "resnet18-fashion-mnist")
 pytestmark = pytest.mark.slow  # builds a wheel and trains a tiny model (about half a minute)
 
 

@@ -89,4 +89,46 @@ def test_imagenet_weights_missing_offline_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsUnavailable, match="TORCH_HOME") as err:
         load_pretrained_state("imagenet-alexnet")
-    assert "alexnet" in str(err.value) and "connect to the internet" in str(err.value)
+    assert "alexnet" in str(err.value) and "fetch-weights imagenet-alexnet" in str(err.value)
+
+
+SCALED = [n for n in list_models() if get_model_info(n).full_width]
+
+
+def _layout(model):
+    """Every leaf layer's name, type, kernel, stride and padding: the architecture without its channel counts."""
+    return [(name, type(m).__name__, getattr(m, "kernel_size", None), getattr(m, "stride", None),
+             getattr(m, "padding", None)) for name, m in model.named_modules() if not list(m.children())]
+
+
+def test_each_classic_family_has_a_scaled_variant():
+    assert {get_model_info(n).full_width for n in SCALED} >= {"alexnet", "vgg11", "resnet18"}
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_scaled_variant_keeps_the_layers_and_scales_every_width(name):
+    """Same layer sequence, kernels, strides and shortcuts as the full network; each width times `width`."""
+    info = get_model_info(name)
+    full_name = info.full_width
+    size = model_input_size(name, 28)
+    scaled, full = get_model(name, 1, 10, size), get_model(full_name, 1, 10, size)
+    assert _layout(scaled) == _layout(full)
+    full_mods = dict(full.named_modules())
+    for layer, m in scaled.named_modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            out = m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
+            ref = full_mods[layer].out_channels if isinstance(m, torch.nn.Conv2d) else full_mods[layer].out_features
+            assert out == (10 if ref == 10 else round(ref * info.width)), layer
+    assert sum(p.numel() for p in scaled.parameters()) < sum(p.numel() for p in full.parameters()) * info.width
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_scaled_variant_says_so_plainly(name):
+    from cnnviz.models import width_label
+
+    info = get_model_info(name)
+    label = width_label(info.width)  # e.g. "1/4 width"
+    assert f"at {label}" in info.title and f"at {label}" in info.description
+    assert info.family == get_model_info(info.full_width).family and info.cam_layer == get_model_info(info.full_width).cam_layer
+    # Small enough to ship: at most 8 MB of float32 weights for Fashion-MNIST.
+    assert sum(p.numel() for p in get_model(name, 1, 10, model_input_size(name, 28)).parameters()) * 4 <= 8_000_000

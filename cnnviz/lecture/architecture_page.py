@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from ..render.diagram import layer_diagram
-from .overview import ArchitectureOverview, architecture_overview
+from .overview import ArchitectureOverview, WidthCount, architecture_overview, width_counts
 
 TABLE_COLUMNS = ("layer", "type", "output", "parameters", "FLOPs", "RF (px)", "jump")
 
@@ -57,13 +57,30 @@ def table_rows(ov: ArchitectureOverview) -> tuple[tuple[str | int, ...], ...]:
                   r.rf if r.rf is not None else "", r.jump if r.jump is not None else "") for r in ov.summary.rows)
 
 
+def widths_table(arch: str, counts: tuple[WidthCount, ...]) -> str:
+    """Markdown: the full-width network beside its scaled variants (this one in bold), so the saving is plain."""
+    if not counts:
+        return ""
+    full = counts[0]
+    lines = ["**Full width and scaled** (same layers, kernels, strides and shortcuts; fewer channels):", "",
+             "| network | width | parameters | FLOPs per image |", "|---|---|---|---|"]
+    for c in counts:
+        share = "" if c is full else f" (1/{full.params / max(1, c.params):.0f} of full)"
+        name = f"**{c.title}**" if c.arch == arch else c.title
+        lines.append(f"| {name} | {c.width} | {c.params:,}{share} | {human(c.flops)} |")
+    return "\n".join(lines)
+
+
 @functools.lru_cache(maxsize=16)
 def architecture_page(arch: str, dataset: str) -> ArchitecturePage:
     """Header, totals, diagram and table for `arch` fed `dataset`'s images; cached per pair."""
     ov = architecture_overview(arch, dataset)
     info = ov.info
     header = f"### {info.title} ({info.year})\n*{info.paper}*\n\n{info.description}\n\n**Input:** {input_note(ov)}"
+    widths = widths_table(arch, width_counts(arch, dataset))
+    header += f"\n\n{widths}" if widths else ""
     return ArchitecturePage(header, totals_html(ov), layer_diagram(ov.model, ov.summary), table_rows(ov))
 
 
-__all__ = ["TABLE_COLUMNS", "ArchitecturePage", "architecture_page", "human", "input_note", "table_rows", "totals_html"]
+__all__ = ["TABLE_COLUMNS", "ArchitecturePage", "architecture_page", "human", "input_note", "table_rows", "totals_html",
+           "widths_table"]

@@ -12,7 +12,8 @@ import torch.nn as nn
 from ..explain.gradcam import CamResult, grad_cam
 from ..explain.maps import FeatureMaps, feature_maps
 from ..explain.predict import Prediction, predict_tensor
-from ..images import model_view, to_model_input
+from ..explain.preprocess import model_input
+from ..images import model_view
 from ..render.lecture_pictures import METRICS, curves_by_model
 from ..render.pictures import feature_grid, overlay
 from ..store.checkpoints import LoadedModel
@@ -22,6 +23,8 @@ from .summary import summarize
 TABLE_COLUMNS = ["checkpoint", "architecture", "trained on", "prediction", "confidence", "top 3", "parameters",
                  "FLOPs per image", "feature maps from"]
 MAX_CHANNELS = 16  # per model: enough to see the character of a layer, small enough to sit side by side
+# LeNet -> AlexNet -> VGG -> ResNet, all shipped trained on Fashion-MNIST: what the tab compares out of the box.
+FAMILIES_ON_FASHION = ("lenet5-fashion-mnist", "alexnet-fashion-mnist", "vgg11-fashion-mnist", "resnet18-fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def compare(models: list[LoadedModel], image: PIL.Image.Image, depth: float = 0.
     rows = []
     for m in models:
         spec = m.meta.spec
-        x = to_model_input(image, spec)
+        x = model_input(image, m.meta)  # ImageNet networks: their weights' own transforms
         shape = (spec.channels, spec.size, spec.size)
         layer = layer_at_depth(main_convs(m.model), depth)
         summary = summarize(m.model, shape)
@@ -79,6 +82,29 @@ def checkpoints_to_compare(names: Sequence[str] | None) -> list[str]:
     if not 2 <= len(distinct) <= 4:
         raise LectureError(f"Choose two to four different checkpoints to compare (you chose {len(distinct)}).")
     return distinct
+
+
+def default_checkpoints(datasets: Mapping[str, str]) -> list[str]:
+    """What to compare first, from `datasets` (checkpoint name -> its dataset, in menu order): the four classic families
+    on Fashion-MNIST where they are there, else up to four checkpoints trained on the first one's dataset."""
+    shipped = [n for n in FAMILIES_ON_FASHION if n in datasets]
+    if len(shipped) >= 2:
+        return shipped
+    names = list(datasets)
+    return [n for n in names if datasets[n] == datasets[names[0]]][:4] if names else []
+
+
+def mixed_datasets_note(datasets: Mapping[str, str]) -> str:
+    """A warning when the chosen checkpoints (name -> dataset) were trained on different datasets; '' when not."""
+    groups: dict[str, list[str]] = {}
+    for name, dataset in datasets.items():
+        groups.setdefault(dataset, []).append(name)
+    if len(groups) < 2:
+        return ""
+    parts = "; ".join(f"{d}: {', '.join(names)}" for d, names in groups.items())
+    return (f"**Mixed datasets** ({parts}). These networks learned different classes, so their predictions and "
+            "accuracies are not comparable on one image; choose checkpoints trained on the same dataset for a fair "
+            "comparison.")
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,8 @@ def comparison_report(models: list[LoadedModel], image: PIL.Image.Image, depth: 
     grey = [c.name for c, m in zip(rows, models, strict=True) if m.meta.in_channels == 1]
     text = (f"Compared {len(rows)} networks at relative depth {depth:.2f}. Each saw the image its own way: resized to "
             f"its input size" + (f", and in grey for {', '.join(grey)}" if grey else "") + ".")
+    mixed = mixed_datasets_note({m.name: m.meta.dataset for m in models})
+    text = f"{mixed}\n\n{text}" if mixed else text
     return ComparisonReport(table, cams, maps, text)
 
 

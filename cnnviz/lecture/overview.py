@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from ..data import DatasetInfo, get_dataset_info
-from ..models import InputShape, ModelInfo, get_model, get_model_info, input_shape
+from ..models import InputShape, ModelInfo, get_model, get_model_info, input_shape, scaled_variants, width_label
 from .summary import Summary, summarize
 
 
@@ -47,4 +47,30 @@ def architecture_overview(arch: str, dataset: str) -> ArchitectureOverview:
     return ArchitectureOverview(get_model_info(arch), get_dataset_info(dataset), shape, model, s)
 
 
-__all__ = ["ArchitectureOverview", "architecture_overview"]
+@dataclass(frozen=True)
+class WidthCount:
+    """One width of a family's network on a dataset: parameters and FLOPs per image."""
+
+    arch: str
+    title: str
+    width: str  # "full width", "1/4 width"
+    params: int
+    flops: int
+
+
+def width_counts(arch: str, dataset: str) -> tuple[WidthCount, ...]:
+    """The full-width network and its width-scaled variants (full first) when `arch` is either; else empty."""
+    info = get_model_info(arch)
+    full = info.full_width or arch
+    names = [full, *scaled_variants(full)]
+    if len(names) == 1:
+        return ()
+    out = []
+    for name in names:
+        ov = architecture_overview(name, dataset)
+        out.append(WidthCount(name, ov.info.title, width_label(ov.info.width), ov.summary.total_params,
+                              ov.summary.total_flops))
+    return tuple(out)
+
+
+__all__ = ["ArchitectureOverview", "WidthCount", "architecture_overview", "width_counts"]

@@ -10,9 +10,11 @@ from .registry import (
     list_models,
     model_input_size,
     register_model,
+    scaled_variants,
+    width_label,
 )
 
 __all__ = [
     "InputShape", "ModelInfo", "WeightsUnavailable", "cached_weights_path", "get_model", "get_model_info", "imagenet_classes",
-    "input_shape", "list_models", "model_input_size", "register_model",
+    "input_shape", "list_models", "model_input_size", "register_model", "scaled_variants", "width_label",
 ]

@@ -24,6 +24,10 @@ class ModelInfo:
     min_size: int = 8  # smallest input side the network accepts
     # Published parameter count as (in_channels, num_classes, input_size, params), checked by the tests.
     reference_params: tuple[int, int, int, int] | None = None
+    # Width-scaled variants: the fraction of the paper's channels, and the full-width model it scales (for full-vs-scaled
+    # counts). Same layer sequence, kernels, strides, depth and shortcuts; only the channel counts differ.
+    width: float = 1.0
+    full_width: str | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -39,6 +43,16 @@ def register_model(name: str, **meta) -> Callable[[Callable[..., nn.Module]], Ca
         return builder
 
     return wrap
+
+
+def width_label(width: float) -> str:
+    """0.25 -> '1/4 width'; 1.0 -> 'full width'."""
+    return "full width" if width == 1 else f"1/{round(1 / width)} width"
+
+
+def scaled_variants(full: str) -> list[str]:
+    """Names of the registered width-scaled variants of the model `full`."""
+    return [n for n, i in _REGISTRY.items() if i.full_width == full]
 
 
 def list_models() -> list[str]:

@@ -31,19 +31,20 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """torchvision's ResNet names (conv1, layer1..4, fc) so checkpoints and layer names read the same."""
 
-    def __init__(self, blocks: list[int], in_channels: int, num_classes: int):
+    def __init__(self, blocks: list[int], in_channels: int, num_classes: int, width: float = 1.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        widths = [max(1, round(w * width)) for w in (64, 128, 256, 512)]  # width-scaled: fewer channels, same blocks
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        layers, in_planes = [], 64
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks)):
+        layers, in_planes = [], widths[0]
+        for i, (planes, n) in enumerate(zip(widths, blocks)):
             stride = 1 if i == 0 else 2
             layers.append(nn.Sequential(*[BasicBlock(in_planes if j == 0 else planes, planes, stride if j == 0 else 1) for j in range(n)]))
             in_planes = planes
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -60,6 +61,16 @@ _META = dict(family="ResNet", paper="He, Zhang, Ren, Sun, Deep residual learning
                 "gradients flow through very deep stacks. CIFAR form: 3x3 stem and no early max-pool.", **_META)
 def resnet18(in_channels: int, num_classes: int, input_size: int) -> nn.Module:
     return CifarResNet([2, 2, 2, 2], in_channels, num_classes)
+
+
+@register_model("resnet18_quarter", title="ResNet-18 at 1/4 width (CIFAR form)", cam_layer="layer4", width=1 / 4,
+                full_width="resnet18",
+                description="ResNet-18 at 1/4 width: the same eight residual blocks, 3x3 kernels, strides and shortcuts as "
+                "the CIFAR form of ResNet-18, with a quarter of its channels (16-32-64-128), so it trains on a laptop "
+                "CPU in minutes. Each block adds its input back to its output, so gradients flow through deep stacks.",
+                **_META)
+def resnet18_quarter(in_channels: int, num_classes: int, input_size: int) -> nn.Module:
+    return CifarResNet([2, 2, 2, 2], in_channels, num_classes, width=1 / 4)
 
 
 @register_model("resnet34", title="ResNet-34 (CIFAR form)", cam_layer="layer4",

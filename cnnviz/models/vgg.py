@@ -40,11 +40,18 @@ def last_conv_name(cfg: list[int | str], batch_norm: bool) -> str:
     return f"features.{last}"
 
 
-def _vgg(cfg_name: str, in_channels: int, num_classes: int, input_size: int, batch_norm: bool) -> nn.Module:
-    features = make_layers(CFGS[cfg_name], in_channels, batch_norm)
+def scale_cfg(cfg: list[int | str], width: float) -> list[int | str]:
+    """The same column with every conv width times `width` (pools unchanged)."""
+    return [v if v == "M" else max(1, round(int(v) * width)) for v in cfg]
+
+
+def _vgg(cfg_name: str, in_channels: int, num_classes: int, input_size: int, batch_norm: bool,
+         width: float = 1.0) -> nn.Module:
+    cfg = scale_cfg(CFGS[cfg_name], width)
+    features = make_layers(cfg, in_channels, batch_norm)
     # CIFAR form: after five pools a 32 px image is 512x1x1; pool larger inputs down to that.
     features.append(nn.AdaptiveAvgPool2d(1))
-    classifier = nn.Sequential(nn.Flatten(), nn.Linear(512, num_classes))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(int(cfg[-2]), num_classes))
     return FeaturesClassifier(features, classifier)
 
 
@@ -59,6 +66,15 @@ for _name, _depth in (("vgg11", 11), ("vgg13", 13), ("vgg16", 16)):
         reference_params=(3, 10, 32, 14_728_266) if _name == "vgg16" else None,
         **_META,
     )(lambda in_channels, num_classes, input_size, batch_norm=True, _n=_name: _vgg(_n, in_channels, num_classes, input_size, batch_norm))
+
+
+@register_model("vgg11_quarter", title="VGG-11 at 1/4 width (CIFAR form, batch norm)", width=1 / 4, full_width="vgg11",
+                cam_layer=last_conv_name(CFGS["vgg11"], True),
+                description="VGG-11 at 1/4 width: the same eight 3x3 convolutions, five max-pools and batch norm as the "
+                "CIFAR form of VGG-11, with a quarter of its channels (16-32-64-64-128-128-128-128), so it trains on a "
+                "laptop CPU in minutes. Small kernels, great depth.", **_META)
+def vgg11_quarter(in_channels: int, num_classes: int, input_size: int, batch_norm: bool = True) -> nn.Module:
+    return _vgg("vgg11", in_channels, num_classes, input_size, batch_norm, width=1 / 4)
 
 
 @register_model("vgg10", title="VGG 10-conv (CIFAR-100 tutorial)", cam_layer=last_conv_name(CFGS["vgg10"], False),

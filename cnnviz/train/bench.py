@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -12,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..data import load_dataset
-from ..models import get_model
+from ..models import get_model, model_input_size
 from .config import TrainConfig
 from .engine import fit, resolve_device
 from .events import EpochEnded, Failed
@@ -74,49 +75,102 @@ def plain_loop(arch: str, dataset: str, batch_size: int, max_batches: int, devic
     return seen / (time.perf_counter() - t0)
 
 
-def engine_rate(arch: str, dataset: str, batch_size: int, max_batches: int, device: str, progress_every: float) -> float:
-    """Images/s of cnnviz.train.engine.fit over one epoch of `max_batches` batches (training time only)."""
+def engine_epochs(arch: str, dataset: str, batch_size: int, max_batches: int, device: str, progress_every: float,
+                  epochs: int = 2, speed: str | None = None) -> list[float]:
+    """Images/s of each epoch of cnnviz.train.engine.fit over `max_batches` batches (training time only).
+
+    `speed` forces train.speed's choice ('plain', 'channels_last', 'bf16'); None lets the engine time and choose."""
     subset = None if dataset == "fashion-mnist" and max_batches * batch_size >= 60000 else batch_size * max_batches
-    cfg = TrainConfig(arch=arch, dataset=dataset, subset=subset, epochs=1, batch_size=batch_size, optimizer="adam",
-                      lr=1e-3, device=device)
-    for ev in fit(cfg, save=False, progress_every=progress_every, callbacks=[]):  # the engine alone
-        if isinstance(ev, Failed):
-            raise RuntimeError(ev.message)
-        if isinstance(ev, EpochEnded):
-            return ev.images_per_sec
-    raise RuntimeError("the engine ended without an epoch")
+    cfg = TrainConfig(arch=arch, dataset=dataset, subset=subset, epochs=epochs, batch_size=batch_size,
+                      optimizer="adam", lr=1e-3, device=device)
+    old = os.environ.pop("CNNVIZ_CPU_SPEED", None)
+    if speed:
+        os.environ["CNNVIZ_CPU_SPEED"] = speed
+    rates = []
+    try:
+        for ev in fit(cfg, save=False, progress_every=progress_every, callbacks=[]):  # the engine alone
+            if isinstance(ev, Failed):
+                raise RuntimeError(ev.message)
+            if isinstance(ev, EpochEnded):
+                rates.append(ev.images_per_sec)
+    finally:
+        os.environ.pop("CNNVIZ_CPU_SPEED", None)
+        if old is not None:
+            os.environ["CNNVIZ_CPU_SPEED"] = old
+    if len(rates) != epochs:
+        raise RuntimeError("the engine ended before its last epoch")
+    return rates
+
+
+def engine_rate(arch: str, dataset: str, batch_size: int, max_batches: int, device: str, progress_every: float) -> float:
+    """Images/s of one engine epoch of `max_batches` batches."""
+    return engine_epochs(arch, dataset, batch_size, max_batches, device, progress_every, epochs=1)[0]
+
+
+def compile_cost(arch: str, dataset: str, batch_size: int, steps: int = 5) -> dict:
+    """torch.compile on the CPU: seconds of the first (compiling) step, and steady img/s eager vs compiled."""
+    info = load_dataset(dataset, subset=batch_size).info
+    size = model_input_size(arch, info.size)
+    shape = (batch_size, info.channels, size, size)
+    out = {}
+    for label in ("eager", "compiled"):
+        torch.manual_seed(0)
+        model = get_model(arch, info.channels, info.num_classes, size).train()
+        run = torch.compile(model) if label == "compiled" else model
+        opt, crit = torch.optim.Adam(model.parameters(), lr=1e-3), nn.CrossEntropyLoss()
+        x, y = torch.randn(shape), torch.randint(0, info.num_classes, (batch_size,))
+        times = []
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            crit(run(x), y).backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        out[f"{label}_first_step_s"] = times[0]
+        out[f"{label}_img_s"] = batch_size / min(times[1:])
+    return out
 
 
 CASES = [  # (label, arch, dataset, batch size, batches: full, quick)
-    ("LeNet-5 / Fashion-MNIST", "lenet5", "fashion-mnist", 256, 234, 40),
-    ("ResNet-18 / 32x32 RGB (shapes)", "resnet18", "shapes", 128, 12, 3),
+    ("LeNet-5 / Fashion-MNIST", "lenet5", "fashion-mnist", 128, 468, 40),
+    ("ResNet-18 at 1/4 width / Fashion-MNIST", "resnet18_quarter", "fashion-mnist", 128, 40, 4),
 ]
 
 
-def run_bench(quick: bool = False, device: str = "auto") -> list[dict]:
-    """One row per case: plain loop, engine with and without live reporting, and the ratios."""
+def run_bench(quick: bool = False, device: str = "auto", with_compile: bool = False) -> list[dict]:
+    """One row per case, all in this process: the plain loop, the engine computing as plainly (contiguous float32),
+    the engine with its own choice of memory format and precision, epoch 1 vs epoch 2, and the ratios."""
+    from .speed import cpu_candidates
+
     dev = resolve_device(device)
     rows = []
     for label, arch, dataset, bs, full, short in CASES:
         n = short if quick else full
         plain = plain_loop(arch, dataset, bs, n, dev)
-        engine_rate(arch, dataset, bs, max(2, n // 4), str(dev), progress_every=1e9)  # warm-up: the first run is ~2x slower
-        live = engine_rate(arch, dataset, bs, n, str(dev), progress_every=0.25)
-        silent = engine_rate(arch, dataset, bs, n, str(dev), progress_every=1e9)
-        rows.append({"case": label, "device": str(dev), "batch_size": bs, "batches": n, "plain_img_s": plain,
-                     "engine_img_s": live, "engine_silent_img_s": silent, "speedup": live / plain,
-                     "reporting_cost": 1 - live / silent, "epoch_60k_s": 60000 / live})
+        plain_engine = engine_epochs(arch, dataset, bs, n, str(dev), 0.25, epochs=2, speed="plain")
+        tuned = engine_epochs(arch, dataset, bs, n, str(dev), 0.25, epochs=2)
+        row = {"case": label, "device": str(dev), "batch_size": bs, "batches": n, "threads": torch.get_num_threads(),
+               "plain_img_s": plain, "engine_fp32_img_s": plain_engine[1], "engine_epoch1_img_s": tuned[0],
+               "engine_img_s": tuned[1], "speedup": tuned[1] / plain, "speedup_data_path": plain_engine[1] / plain,
+               "speed_candidates": [s.label for s in cpu_candidates()] if dev.type == "cpu" else ["cuda"],
+               "epoch_60k_s": 60000 / tuned[1]}
+        if with_compile and dev.type == "cpu":
+            row.update(compile_cost(arch, dataset, bs))
+        rows.append(row)
     return rows
 
 
 def cmd_bench(args) -> int:
     """`python -m cnnviz bench`: print the table (or JSON rows)."""
-    rows = run_bench(quick=args.quick, device=args.device)
+    rows = run_bench(quick=args.quick, device=args.device, with_compile=bool(os.environ.get("CNNVIZ_BENCH_COMPILE")))
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'case':<32}{'plain img/s':>12}{'engine img/s':>14}{'speedup':>9}{'live-report cost':>18}")
+    print(f"{'case':<40}{'plain img/s':>12}{'engine fp32':>12}{'epoch 1':>10}{'epoch 2':>10}{'speedup':>9}")
     for r in rows:
-        print(f"{r['case']:<32}{r['plain_img_s']:>12,.0f}{r['engine_img_s']:>14,.0f}{r['speedup']:>8.2f}x"
-              f"{r['reporting_cost']:>17.1%}")
+        print(f"{r['case']:<40}{r['plain_img_s']:>12,.0f}{r['engine_fp32_img_s']:>12,.0f}"
+              f"{r['engine_epoch1_img_s']:>10,.0f}{r['engine_img_s']:>10,.0f}{r['speedup']:>8.2f}x")
+        if "compiled_img_s" in r:
+            print(f"  torch.compile: first step {r['compiled_first_step_s']:.1f} s (eager {r['eager_first_step_s']:.2f} s),"
+                  f" then {r['compiled_img_s']:,.0f} vs eager {r['eager_img_s']:,.0f} img/s")
     return 0

@@ -1,6 +1,7 @@
 """fit(): train a model and report progress as an iterator of events (the CLI, tests and UI share it)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import threading
@@ -25,6 +26,7 @@ from .evaluate import EVAL_BATCH, evaluate, per_class_accuracy
 from .events import EpochEnded, Event, Failed, Finished, Paused, Progress, Resumed, RunStarted, Stopped
 from .memory import check_fits
 from .recipe import build_model, make_optimizer
+from .speed import choose_speed
 
 MAX_LOSS = 1000.0  # mean cross-entropy this large means p(correct) ~ e^-1000: the run has blown up
 NO_FLIP = {"mnist", "digits"}  # a mirrored digit is another symbol; garments, CIFAR and shapes survive a flip
@@ -98,14 +100,18 @@ class _Run:
         self.size = cfg.input_size or model_input_size(cfg.arch, ds.info.size)
         self.spec = InputSpec(ds.info.channels, self.size, tuple(ds.info.mean), tuple(ds.info.std))
         self.test_split = ds.test  # uint8 on the CPU: callbacks take probe images from it
-        cuda = self.device.type == "cuda"
-        self.train_data = DeviceData(ds.train, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cuda)
-        self.test_data = DeviceData(ds.test, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cuda)
         self.model = build_model(cfg, ds.info, self.size, self.device)
-        self.batch_size = min(cfg.batch_size, len(self.train_data))
+        self.batch_size = min(cfg.batch_size, len(ds.train.labels))
         # Before any batch: an absurd batch size is refused with advice (on a CPU the OOM killer ends the server).
         largest = check_fits(self.model, ds.info.channels, self.size, self.batch_size, cfg.optimizer, self.device)
         self.eval_batch = EVAL_BATCH if largest is None else max(self.batch_size, min(EVAL_BATCH, largest))
+        # Memory format and precision: fixed on CUDA, the fastest of a few timed steps on the CPU (train.speed).
+        self.speed, self.speed_probe = choose_speed(self.model, (ds.info.channels, self.size, self.size),
+                                                    self.batch_size, ds.info.num_classes, self.device)
+        self.model = self.model.to(memory_format=self.speed.memory_format)
+        cl = self.speed.channels_last
+        self.train_data = DeviceData(ds.train, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cl)
+        self.test_data = DeviceData(ds.test, ds.info.mean, ds.info.std, self.size, self.device, channels_last=cl)
         self.steps_per_epoch = len(self.train_data) // self.batch_size  # drop_last: fixed batch shapes
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.opt, self.sched = make_optimizer(cfg, self.model, self.total_steps)
@@ -119,7 +125,7 @@ class _Run:
         self.epoch_train_seconds, self.done_train_seconds = 0.0, 0.0  # this epoch's, and all finished epochs'
         self.last_epoch: EpochEnded | None = None
         self.confusion: torch.Tensor | None = None  # [true, predicted] of the latest validation pass, on the CPU
-        if cuda:
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
     @property
@@ -128,8 +134,8 @@ class _Run:
         return self.log.dir if self.log else None
 
     def autocast(self):
-        """bf16 autocast on CUDA; a no-op context on the CPU (bf16 on CPU is slower for these nets)."""
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        """bf16 autocast where train.speed chose it (always on CUDA; on the CPU when it measured faster)."""
+        return self.speed.autocast(self.device)
 
     def started_event(self) -> RunStarted:
         """The first event: what this run is and how big."""
@@ -238,8 +244,10 @@ class _Run:
     def end_epoch(self) -> EpochEnded:
         """Validate, run the callbacks, log the epoch's row and return its event."""
         t0 = time.perf_counter()
+        # CPU: validate in float32, so the run's test accuracy is what `cnnviz eval` of its checkpoint reports.
+        precision = self.autocast if self.device.type == "cuda" else contextlib.nullcontext
         val_loss, val_acc, self.confusion = evaluate(self.model, self.test_data, self.info.num_classes, self.criterion,
-                                                     self.autocast, self.eval_batch)
+                                                     precision, self.eval_batch)
         if not math.isfinite(val_loss):
             raise Divergence(f"the validation loss became {val_loss} in epoch {self.epoch}: training diverged. "
                              + divergence_advice(self.cfg))

@@ -23,9 +23,11 @@ from test_ui_api import CONFUSION, RESULT, TRAIN, running_app, wait_for_status  
 
 from cnnviz.store.owner import OWNER_SUFFIX, ProcessMark  # noqa: E402
 from cnnviz.store.timelapse_file import FILE  # noqa: E402
+from cnnviz.train import worker_run  # noqa: E402
 from cnnviz.train.config import TrainConfig  # noqa: E402
 from cnnviz.train.engine import fit  # noqa: E402
 from cnnviz.train.events import Finished  # noqa: E402
+from cnnviz.train.worker_process import Job  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 CUT_ROW = "20260101-000001-lenet5-digits-cut"
@@ -139,13 +141,23 @@ def test_a_frame_index_left_empty_is_a_clear_message(app):
         client.predict(seeded["good"], None, api_name="/timelapse_frame")
 
 
+class FullDiskJob(Job):
+    """A run whose checkpoint meets a full disk: torch.save fails once, in the training process (where runs save)."""
+
+    def apply_environment(self) -> None:
+        super().apply_environment()
+        original = torch.save
+
+        def full(*a, **k):
+            torch.save = original  # once: the worker stays warm for the next run
+            raise TORCH_FULL
+
+        torch.save = full
+
+
 def test_a_full_disk_at_the_end_of_training_still_shows_the_results(app, monkeypatch):
     client, *_ = app
-
-    def full(*a, **k):
-        raise TORCH_FULL
-
-    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(worker_run, "Job", FullDiskJob)  # the next run's job, unpickled in its worker process
     final = client.predict(**{**TRAIN, "epochs": 2}, api_name="/train")
     assert "Test accuracy" in final[RESULT] and "Training failed" not in final[RESULT]
     assert "the disk is full" in final[RESULT] and final[CONFUSION] is not None

@@ -18,6 +18,22 @@ from cnnviz.train.events import Stopped
 from cnnviz.train.run_queue import QueueFull, RunQueue
 from cnnviz.train.run_view import DownloadFolder, result_markdown, run_display, status_html
 from cnnviz.train.session import TrainSession
+from cnnviz.train.worker_pool import WorkerPool
+
+
+@pytest.fixture(scope="module")
+def workers():
+    """One warm CPU training process for the module's runs."""
+    pool = WorkerPool(["cpu"], warm=True)
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture
+def pool(workers):
+    """The module's training process behind a fresh queue: a test's left-over place in line cannot hold up the next."""
+    workers.queue = RunQueue(slots=len(workers))
+    return workers
 
 
 def test_runs_start_in_the_order_they_joined():
@@ -90,17 +106,17 @@ def test_the_next_run_starts_as_soon_as_the_previous_leaves():
 
 
 def test_every_copied_session_is_fresh_and_shares_the_servers_queue():
-    queue = RunQueue()
-    template = TrainSession(queue)  # gr.State's initial value, deep-copied for every browser session
+    pool = WorkerPool(["cpu"])  # not started: no run asks for it
+    template = TrainSession(pool)  # gr.State's initial value, deep-copied for every browser session
     a, b = copy.deepcopy(template), copy.deepcopy(template)
-    assert a.queue is queue and b.queue is queue
+    assert a.queue is pool.queue and b.queue is pool.queue and a.pool is pool and pool.pids() == []
     assert a.stop is not b.stop and a.pause is not template.pause and a.worker is None and a.runs == [] and a.count == 0
 
 
-def test_a_waiting_run_shows_its_place_and_stop_cancels_it_without_training(tmp_path):
-    queue = RunQueue()
+def test_a_waiting_run_shows_its_place_and_stop_cancels_it_without_training(tmp_path, pool):
+    queue = pool.queue
     holder = queue.join(max_waiting=5)  # another user's run is training
-    session = copy.deepcopy(TrainSession(queue))
+    session = copy.deepcopy(TrainSession(pool))
     worker = session.start(TrainConfig(arch="lenet5", dataset="digits", epochs=1), Limits(), runs_root=tmp_path)
     assert "Waiting in the training queue: 1 run ahead of this one" in status_html(worker)
     session.stop.set()
@@ -162,10 +178,10 @@ def test_one_owner_gets_a_limited_number_of_places():
     assert len(queue) == 4
 
 
-def test_a_second_tab_of_the_same_user_does_not_take_a_second_place(tmp_path):
-    queue = RunQueue()
+def test_a_second_tab_of_the_same_user_does_not_take_a_second_place(tmp_path, pool):
+    queue = pool.queue
     holder = queue.join(max_waiting=5)  # another user's run trains: every run below waits
-    tab1, tab2, classmate = (copy.deepcopy(TrainSession(queue)) for _ in range(3))
+    tab1, tab2, classmate = (copy.deepcopy(TrainSession(pool)) for _ in range(3))
     first = tab1.start(LONG, Limits(), tmp_path, owner="ann")
     with pytest.raises(QueueFull, match=r"you already have a run training or waiting on this server \(in another tab"):
         tab2.start(LONG, Limits(), tmp_path, owner="ann")
@@ -180,12 +196,12 @@ def test_a_second_tab_of_the_same_user_does_not_take_a_second_place(tmp_path):
     assert len(queue) == 0
 
 
-def test_a_run_paused_too_long_while_another_waits_is_stopped_and_saved(tmp_path):
+def test_a_run_paused_too_long_while_another_waits_is_stopped_and_saved(tmp_path, pool):
     from cnnviz.store.checkpoints import load_checkpoint
     from cnnviz.train.events import Finished
 
-    queue, limits = RunQueue(), Limits(max_pause_seconds=0.5)
-    ann, bob = copy.deepcopy(TrainSession(queue)), copy.deepcopy(TrainSession(queue))
+    limits = Limits(max_pause_seconds=0.5)
+    ann, bob = copy.deepcopy(TrainSession(pool)), copy.deepcopy(TrainSession(pool))
     paused = ann.start(LONG, limits, tmp_path, owner="ann")
     wait_until(lambda: paused.progress is not None)
     ann.pause.set()
@@ -205,9 +221,9 @@ def test_a_run_paused_too_long_while_another_waits_is_stopped_and_saved(tmp_path
     assert waiting.finished.wait(60) and isinstance(waiting.end, Finished)  # the trainer went to the next in line
 
 
-def test_the_owner_sees_the_countdown_and_resuming_in_time_keeps_the_run(tmp_path):
-    queue, limits = RunQueue(), Limits(max_pause_seconds=60)
-    ann, bob = copy.deepcopy(TrainSession(queue)), copy.deepcopy(TrainSession(queue))
+def test_the_owner_sees_the_countdown_and_resuming_in_time_keeps_the_run(tmp_path, pool):
+    limits = Limits(max_pause_seconds=60)
+    ann, bob = copy.deepcopy(TrainSession(pool)), copy.deepcopy(TrainSession(pool))
     run = ann.start(LONG, limits, tmp_path, owner="ann")
     wait_until(lambda: run.progress is not None)
     ann.pause.set()
@@ -222,8 +238,8 @@ def test_the_owner_sees_the_countdown_and_resuming_in_time_keeps_the_run(tmp_pat
     assert run.end.message.startswith("stopped by the user")
 
 
-def test_a_stop_that_overtakes_its_start_still_stops_the_run(tmp_path):
-    session = copy.deepcopy(TrainSession(RunQueue()))
+def test_a_stop_that_overtakes_its_start_still_stops_the_run(tmp_path, pool):
+    session = copy.deepcopy(TrainSession(pool))
     for _ in range(5):
         answer: dict = {}
         stopper = threading.Thread(target=lambda out=answer: out.setdefault("stopped", session.request_stop()))
@@ -234,8 +250,8 @@ def test_a_stop_that_overtakes_its_start_still_stops_the_run(tmp_path):
         assert isinstance(worker.end, Stopped) and worker.end.step == 0
 
 
-def test_an_old_stop_never_stops_a_later_run(tmp_path):
-    session = copy.deepcopy(TrainSession(RunQueue()))
+def test_an_old_stop_never_stops_a_later_run(tmp_path, pool):
+    session = copy.deepcopy(TrainSession(pool))
     t0 = time.monotonic()
     assert session.request_stop(grace=0.2) is None  # nothing came: "Nothing is training now."
     assert time.monotonic() - t0 >= 0.2

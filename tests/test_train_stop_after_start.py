@@ -34,7 +34,7 @@ def tab(tmp_path_factory) -> Iterator:
 
 @pytest.mark.parametrize("first", ["start", "stop"])
 def test_stop_0_ms_after_start_through_the_handlers(tab, first):
-    session, ws = TrainSession(tab.shared.train_queue), SessionWorkspace(ModelCache())
+    session, ws = TrainSession(tab.shared.trainers), SessionWorkspace(ModelCache())
     for _ in range(TRIES):
         out: dict = {}
         train = threading.Thread(target=lambda o=out: o.setdefault("train", list(tab.train(session=session, ws=ws, **LONG))))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 from ..train.config import Limits  # plain dataclasses: no torch, no gradio
@@ -82,6 +84,9 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     add("--max-pause-seconds", type=float, default=Limits.max_pause_seconds,
         help="a run paused this long while others wait is stopped, its weights saved "
              f"(default {Limits.max_pause_seconds:g})")
+    add("--devices", default="auto", metavar="auto|cpu|cuda:0,cuda:1,...",
+        help="one training process per device, each training one run at a time: auto = every visible GPU, else one "
+             "CPU worker; cpu,cpu = two CPU workers (default auto)")
     return p
 
 
@@ -157,6 +162,26 @@ def check_limits(args: argparse.Namespace) -> Limits:
                   max_queued_runs=args.max_queued_runs, max_pause_seconds=args.max_pause_seconds)
 
 
+def check_devices(args: argparse.Namespace) -> tuple[str, ...]:
+    """The training workers' devices; a device that is not here is one `error:` line."""
+    from ..train.worker_devices import DeviceError, parse_devices  # torch only to count GPUs
+
+    try:
+        return parse_devices(args.devices)
+    except DeviceError as exc:
+        fail(f"error: {exc}{_origin(args, 'devices')}")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, kill) ends the server like Ctrl-C: the training processes are stopped on the way
+    out, not left to the kernel's parent-death signal."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set a handler
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def login_check(args: argparse.Namespace):
     """What launch(auth=) gets: None, the --auth pairs as Gradio takes them, or (with --auth-file) one async callable
     over both that compares in constant time."""
@@ -184,10 +209,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 2
     limits = check_limits(args)
     auth = login_check(args)
+    devices = check_devices(args)
 
+    from ..train.worker_pool import shutdown_all
     from ..ui import build_demo, configure_queue, launch_options
 
-    demo = configure_queue(build_demo(limits), max_size=args.max_queue)
+    _stop_on_sigterm()
+    demo = configure_queue(build_demo(limits, devices=devices), max_size=args.max_queue)
     opts = launch_options(host=args.host, port=args.port, share=args.share, auth=auth,
                           max_upload_mb=args.max_upload_mb, max_body_mb=args.max_body_mb,
                           upload_budget_mb=args.upload_budget_mb)
@@ -196,5 +224,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.share:
         print("cnnviz: --share asks gradio.live for a public link: it needs the internet, and anyone with the link can "
               "use this machine (add --auth)", file=sys.stderr)
-    demo.launch(**opts)
+    print(f"cnnviz: training on {', '.join(devices)} (one process each)", file=sys.stderr)
+    try:
+        demo.launch(**opts)
+    finally:
+        shutdown_all()  # no training process outlives the server
     return 0

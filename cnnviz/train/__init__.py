@@ -1,5 +1,5 @@
-"""Training: configuration, presets, the engine (fit -> events), device-resident data, memory check, the run queue
-and the per-user run sessions behind the Train tab.
+"""Training: configuration, presets, the engine (fit -> events), device-resident data, memory check, the run queue,
+the per-user run sessions behind the Train tab and the training worker processes they run in (one per device).
 
 Names are exported lazily: importing this package imports none of its modules.
 """
@@ -31,9 +31,15 @@ _EXPORTS = {
     "check_fits": ".memory",
     "evaluate_checkpoint": ".evaluate",
     "run_bench": ".bench",
+    "Speed": ".speed",
+    "choose_speed": ".speed",
     "QueueFull": ".run_queue",
     "RunQueue": ".run_queue",
     "TrainSession": ".session",
+    "WorkerPool": ".worker_pool",
+    "WorkerUnavailable": ".worker_pool",
+    "DeviceError": ".worker_devices",
+    "parse_devices": ".worker_devices",
     "Callback": ".callbacks",
     "TimelapseCallback": ".callbacks",
     "config_from_form": ".form",

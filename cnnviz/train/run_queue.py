@@ -1,4 +1,5 @@
-"""The training queue of a shared server: one run trains at a time, the others wait first come, first served.
+"""The training queue of a shared server: one run trains per training worker (`slots`, one per device), the others wait
+first come, first served; the next in line gets the first worker that comes free.
 
 Our own queue rather than Gradio's: Gradio's queue size counts every waiting event (predictions too), so it cannot cap
 waiting *runs*, and a waiting run should show its place in line and be cancellable like a running one.
@@ -30,9 +31,15 @@ def _runs(n: int) -> str:
 
 
 class RunQueue:
-    """A FIFO line of tickets: the first one may train, the rest wait; `join` refuses when too many wait."""
+    """A FIFO line of tickets: the first `slots` may train, the rest wait; `join` refuses when too many wait.
 
-    def __init__(self) -> None:
+    Tickets only move forward, so the ones allowed to train are always the first `slots` of the line.
+    """
+
+    def __init__(self, slots: int = 1) -> None:
+        if slots < 1:
+            raise ValueError(f"a training queue needs at least one worker, got slots={slots}")
+        self.slots = slots
         self._cond = threading.Condition()
         self._line: list[Ticket] = []
         self._numbers = itertools.count(1)
@@ -46,30 +53,32 @@ class RunQueue:
                 mine = "a run" if own == 1 else f"{own} runs"
                 raise QueueFull(f"you already have {mine} training or waiting on this server (in another tab or window?) "
                                 f"and it allows {max_per_owner} per user; stop it there or wait until it ends")
-            if len(self._line) > max_waiting:  # the first ticket trains; the others wait
-                raise QueueFull(f"the training queue is full ({_runs(len(self._line) - 1)} waiting, this server allows "
+            waiting = len(self._line) - self.slots  # the first `slots` tickets train; the others wait
+            if waiting >= max_waiting:
+                raise QueueFull(f"the training queue is full ({_runs(waiting)} waiting, this server allows "
                                 f"{max_waiting}); try again when a run has finished")
             ticket = Ticket(next(self._numbers), owner)
             self._line.append(ticket)
             return ticket
 
     def position(self, ticket: Ticket) -> int | None:
-        """How many runs are ahead (0: its turn), or None once it left."""
+        """How many runs must leave before this one may train (0: its turn), or None once it left. With one worker,
+        the runs ahead of it."""
         with self._cond:
-            return self._line.index(ticket) if ticket in self._line else None
+            return max(0, self._line.index(ticket) - self.slots + 1) if ticket in self._line else None
 
     def next_after(self, ticket: Ticket) -> Ticket | None:
-        """The run waiting right behind `ticket`, None when nobody waits behind it (or it left)."""
+        """The first run waiting for a worker while `ticket` holds one; None when nobody waits (or `ticket` itself waits
+        or left). With one worker, the run right behind it."""
         with self._cond:
-            if ticket not in self._line:
+            if ticket not in self._line or self._line.index(ticket) >= self.slots:
                 return None
-            i = self._line.index(ticket) + 1
-            return self._line[i] if i < len(self._line) else None
+            return self._line[self.slots] if len(self._line) > self.slots else None
 
     def wait_turn(self, ticket: Ticket, cancel: threading.Event, poll: float = 0.1) -> bool:
-        """Block until `ticket` is first in line (True) or `cancel` is set while waiting (False)."""
+        """Block until `ticket` is among the first `slots` in line (True) or `cancel` is set while waiting (False)."""
         with self._cond:
-            while self._line[0] is not ticket:
+            while self._line.index(ticket) >= self.slots:
                 if cancel.is_set():
                     return False
                 self._cond.wait(poll)  # woken by leave(); the timeout re-checks `cancel`

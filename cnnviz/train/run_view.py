@@ -41,10 +41,14 @@ def status_html(w: Worker) -> str:
     if started is None:
         if end is not None:
             return idle_status(f"{type(end).__name__}: {getattr(end, 'message', '')}")
-        ahead = w.runs_ahead()
+        ahead, workers = w.runs_ahead(), w.queue.slots
+        if ahead and workers > 1:  # several workers: its place in line, not "runs ahead"
+            return idle_status(f"Waiting in the training queue: place {ahead} in line, all {workers} training workers busy")
         if ahead:
             return idle_status(f"Waiting in the training queue: {ahead} run{'s' * (ahead > 1)} ahead of this one")
-        return idle_status("Loading the data and building the model…")
+        if w.device is None:
+            return idle_status("Starting a training process…")
+        return idle_status(f"Loading the data and building the model on {w.device}…")
     epochs = started.config["epochs"]
     step = p.step if p else 0
     frac = step / max(1, started.total_steps)

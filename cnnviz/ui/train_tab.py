@@ -96,7 +96,7 @@ class TrainTab:
         note(NOTE)
         # Deep-copied per browser session into a fresh TrainSession on the server's queue; when Gradio drops the session,
         # its run stops.
-        self.session = gr.State(TrainSession(shared.train_queue), delete_callback=lambda session: session.close())
+        self.session = gr.State(TrainSession(shared.trainers), delete_callback=lambda session: session.close())
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=340):
                 self.form = TrainForm(shared.limits)

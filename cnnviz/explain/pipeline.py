@@ -12,11 +12,12 @@ import PIL.Image
 import torch
 
 from ..images import load_image, model_view, to_model_input
-from ..store.checkpoints import describe
+from ..store.checkpoints import CheckpointMeta, describe
 from .choices import resolve_target
 from .gradcam import CamResult, grad_cam
 from .layers import default_layer
 from .predict import Prediction, predict_image
+from .preprocess import model_input
 
 if TYPE_CHECKING:
     from ..images import InputSpec
@@ -24,8 +25,12 @@ if TYPE_CHECKING:
     from .attributions import Attribution
 
 
-def prepare(source: object, spec: InputSpec) -> tuple[torch.Tensor, PIL.Image.Image]:
-    """Decode an image (path, bytes, PIL, array) into the model input [1,C,S,S] and the picture the model sees."""
+def prepare(source: object, spec: InputSpec | CheckpointMeta) -> tuple[torch.Tensor, PIL.Image.Image]:
+    """Decode an image (path, bytes, PIL, array) into the model input [1,C,S,S] and the picture the model sees. Given a
+    checkpoint's meta (not only its spec), ImageNet networks get their weights' own transforms (explain.preprocess)."""
+    if isinstance(spec, CheckpointMeta):
+        x = model_input(source, spec)
+        return x, model_view(x, spec.spec)
     x = to_model_input(load_image(source), spec)
     return x, model_view(x, spec)
 
@@ -80,7 +85,7 @@ def explain_image(loaded: LoadedModel, image: object, layer: str | None = None, 
     from .attributions import attribute_all  # local: captum takes a while to import, and prediction never needs it
 
     meta = loaded.meta
-    x, view = prepare(image, meta.spec)
+    x, view = prepare(image, meta)
     layer = layer or default_layer(loaded.model, meta.arch)
     t = resolve_target(target, meta.class_names)
     with warnings.catch_warnings():  # notes such as "this layer is 1x1" travel in the results instead

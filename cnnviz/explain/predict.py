@@ -9,8 +9,8 @@ import PIL.Image
 import torch
 import torch.nn as nn
 
-from ..images import load_image, to_model_input
 from .hooks import model_lock, restored_state
+from .preprocess import model_input
 
 if TYPE_CHECKING:
     from ..store.checkpoints import LoadedModel
@@ -53,5 +53,5 @@ def predict_tensor(loaded: LoadedModel, x: torch.Tensor, topk: int = 5) -> Predi
 
 def predict_image(loaded: LoadedModel, image: str | bytes | PIL.Image.Image, topk: int = 5) -> tuple[Prediction, torch.Tensor]:
     """Decode (safely), preprocess as the model expects, predict; returns the prediction and the input tensor."""
-    x = to_model_input(load_image(image), loaded.meta.spec)
+    x = model_input(image, loaded.meta)  # ImageNet networks: their weights' own transforms
     return predict_tensor(loaded, x, topk), x

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..data import Dataset, load_dataset
+from ..data import Dataset, list_datasets, load_dataset
 from ..explain.gradcam import CamResult, grad_cam_batch
 from ..explain.predict import probabilities
 from ..explain.targets import parse_target
@@ -41,6 +41,12 @@ class TestSetPredictions:
 
 def trained_dataset(loaded: LoadedModel) -> Dataset:
     """The dataset a checkpoint was trained on, as it was configured (subset and seed included)."""
+    if loaded.meta.dataset == "imagenet":  # torchvision's weights (store.hub_weights): their test set is not shipped
+        raise LectureError(f"{loaded.name} was trained on ImageNet, whose 50,000 test photos do not come with cnnviz; "
+                           "this view needs a model trained here (Train tab or a shipped checkpoint).")
+    if loaded.meta.dataset not in list_datasets():  # an imported model with its own class names (store.user_models)
+        raise LectureError(f"{loaded.name} was imported with its own class names, so its test set is unknown here; "
+                           "give it an image of your own, or choose a model trained on one of cnnviz's datasets.")
     cfg = loaded.meta.config or {}
     return load_dataset(loaded.meta.dataset, data_dir=cfg.get("data_dir"), subset=cfg.get("subset"),
                         seed=int(cfg.get("seed", 0)), path=cfg.get("folder_path"))

@@ -9,9 +9,11 @@ import pandas as pd
 import PIL.Image
 import torch
 
+from ..examples import PHOTO_DATASET, photo_examples
 from ..explain.predict import predict_tensor
+from ..explain.preprocess import model_input
 from ..explain.sanity import SanityStep, sanity_check
-from ..images import model_view, to_model_input
+from ..images import model_view
 from ..render.lecture_pictures import sanity_frame, sanity_grid
 from ..store.checkpoints import LoadedModel
 from .drilldown import model_inputs, trained_dataset
@@ -40,10 +42,14 @@ def sanity_stream(loaded: LoadedModel, image: PIL.Image.Image | None) -> Iterato
 
 def explained_input(loaded: LoadedModel, image: PIL.Image.Image | None) -> tuple[torch.Tensor, PIL.Image.Image, str]:
     """(model input [1,C,S,S], what the network sees, where the image came from)."""
+    if image is None and loaded.meta.dataset == PHOTO_DATASET:  # ImageNet networks: no test split, the first photo
+        path, caption = photo_examples()[0]
+        x = model_input(path, loaded.meta)
+        return x, model_view(x, loaded.meta.spec), f"the photo of a {caption}"
     if image is None:
         x = model_inputs(trained_dataset(loaded).test.images[:1], loaded)
         return x, model_view(x, loaded.meta.spec), f"test image 0 of {loaded.meta.dataset}"
-    x = to_model_input(image, loaded.meta.spec)
+    x = model_input(image, loaded.meta)  # ImageNet networks: their weights' own transforms
     return x, model_view(x, loaded.meta.spec), "your image"
 
 

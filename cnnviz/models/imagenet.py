@@ -49,8 +49,8 @@ def load_pretrained_state(name: str) -> dict[str, torch.Tensor]:
     except Exception as exc:  # no network, proxy refusal, partial download...
         raise WeightsUnavailable(
             f"ImageNet weights for {name} are not cached and could not be downloaded ({type(exc).__name__}). "
-            f"Fix: connect to the internet once and run `python -m cnnviz predict` with this model, or copy the file "
-            f"{os.path.basename(path)} into {os.path.dirname(path)} (set TORCH_HOME to use another cache)."
+            f"Fix: copy the file {os.path.basename(path)} into {os.path.dirname(path)} (set TORCH_HOME to use another "
+            f"cache), or on a machine with a network run `python -m cnnviz fetch-weights {name}`."
         ) from exc
 
 

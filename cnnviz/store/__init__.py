@@ -30,6 +30,13 @@ _EXPORTS = {
     "Skipped": ".listing",
     "start_up": ".cleanup",
     "write_problem": ".disk",
+    "fetch_weights": ".hub_weights",
+    "hub_entries": ".hub_weights",
+    "load_hub_model": ".hub_weights",
+    "Imported": ".user_models",
+    "import_to_checkpoints": ".user_models",
+    "import_to_workspace": ".user_models",
+    "load_user_model": ".user_models",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -229,7 +229,12 @@ def _check_state(model: nn.Module, state: object, meta: CheckpointMeta, name: st
 
 
 def load_checkpoint(name_or_path: str | os.PathLike) -> LoadedModel:
-    """Load safely: weights_only, size cap, architecture and shapes checked, strict load, eval mode on CPU."""
+    """Load safely: weights_only, size cap, architecture and shapes checked, strict load, eval mode on CPU. An ImageNet
+    network's name (or its file in the torch hub cache) loads torchvision's weights (store.hub_weights)."""
+    from .hub_weights import hub_name_of, is_hub_name, load_hub_model  # late: hub_weights builds on this module
+
+    if is_hub_name(name_or_path) or hub_name_of(name_or_path):
+        return load_hub_model(str(name_or_path) if is_hub_name(name_or_path) else hub_name_of(name_or_path))
     path = resolve_checkpoint(name_or_path)
     blob = _read(path)
     meta = _parse_meta(blob.get("meta"), path.name)
@@ -250,6 +255,7 @@ class CheckpointEntry:
     test_acc: float | None
     created: str
     shipped: bool  # came with cnnviz (package data), not saved by name nor a run folder
+    note: str = ""  # replaces shipped/yours/shared in menus, e.g. "needs download" (store.hub_weights)
 
 
 def list_checkpoints(run_roots: Iterable[Path] | None = None) -> Listing[CheckpointEntry]:

@@ -5,7 +5,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..models import WeightsUnavailable
 from .checkpoints import CheckpointError, LoadedModel, load_checkpoint
+from .hub_weights import is_hub_name, missing_message, weights_file
 from .workspace import Workspace
 
 MODEL_CACHE_SIZE = 4
@@ -38,7 +40,12 @@ class ModelCache:
         """The checkpoint called `name`, if `workspace` may see it (a name, never a path from the request)."""
         if not name:
             raise CheckpointError("choose a checkpoint first (train one in the Train tab, or pick a shipped one)")
-        path = workspace.find_checkpoint(str(name))
+        if is_hub_name(name):  # torchvision's ImageNet weights, from the torch hub cache
+            path = weights_file(name)
+            if not path.is_file():
+                raise WeightsUnavailable(missing_message(name))
+        else:
+            path = workspace.find_checkpoint(str(name))
         if path is None:
             raise CheckpointError(f"no checkpoint called {name!r}; refresh the page to see the current list")
         try:

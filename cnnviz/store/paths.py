@@ -3,6 +3,8 @@
 Read-only package data (travels inside the installed package, found with importlib.resources):
   cnnviz/shipped/checkpoints/  the shipped checkpoints and their manifest.json
   cnnviz/shipped/examples/     the example images
+  cnnviz/shipped/photos/       real photos for the ImageNet networks (CREDITS.md: source and licence of each)
+  cnnviz/shipped/data/         the 8x8 digits (digits.npz, read by cnnviz.data.digits, a layer below this one)
 User data (written; never inside the package): the data home is $CNNVIZ_HOME, else the current folder, holding
   runs/ ($CNNVIZ_RUNS), checkpoints/ saved by name ($CNNVIZ_CHECKPOINTS) and data/ ($CNNVIZ_DATA, see
   cnnviz.data.resolve_data_dir); each variable moves one folder.
@@ -29,6 +31,11 @@ def shipped_checkpoints_dir() -> Path:
 def examples_dir() -> Path:
     """The example images that come with cnnviz (read-only package data)."""
     return _package_dir("examples")
+
+
+def photos_dir() -> Path:
+    """Real photos for the ImageNet networks, with their CREDITS.md (read-only package data)."""
+    return _package_dir("photos")
 
 
 def home_dir() -> Path:

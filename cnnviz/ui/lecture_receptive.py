@@ -9,6 +9,7 @@ from ..data import get_dataset_info
 from ..lecture.catalog import model_choices, web_datasets
 from ..lecture.receptive_tables import Geometry, geometry, rf_curves, rf_table, unit_field
 from ..lecture.summary import LayerRow
+from ..models import get_model_info
 from .common import SessionWorkspace, Shared, checkpoint_choices, checkpoint_entries, guarded, note, user_error
 from .inputs import SafeNumber, SafeSlider
 from .lecture_plots import clear_plots_on
@@ -128,6 +129,8 @@ class ReceptiveTab:
         entry = checkpoint_entries(ws).get(str(name))
         if entry is None:
             raise user_error(f"no checkpoint called {name!r}; refresh the page to see the current list")
+        if entry.dataset not in web_datasets() and get_model_info(entry.arch).imagenet:
+            return {self.arch: entry.arch}  # ImageNet networks are 3x224 whatever the dataset menu says
         if entry.dataset not in web_datasets():
             raise user_error(f"checkpoint {name!r} was trained on {entry.dataset!r}, which this view cannot show")
         return {self.arch: entry.arch, self.dataset: entry.dataset}

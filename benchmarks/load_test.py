@@ -8,11 +8,19 @@ stops it at the end.
     python benchmarks/load_test.py --students 6 --duration 20 --json --out artifacts/load.json
     python benchmarks/load_test.py --overload                        # then a 30-request burst against --max-queue 5
     python benchmarks/load_test.py -- --max-queued-runs 2            # flags after `--` (or unknown ones) go to app.py
+    python benchmarks/load_test.py --compare                         # the same load idle, then while a run trains
+    python benchmarks/load_test.py --compare --train-preset demo-digits --duration 30
 
 Every student is a thread with its own gradio_client session, alternating /predict and /explain on real digit test
 images and checking the answers. The trainers each submit /train (demo-digits) a fraction of a second apart at the
 start; their queue wait, start and finish times show whether runs are served in submission order. The load
 generator shares the machine's cores with the server, so on a small machine latencies include that contention.
+
+--compare (the training-worker benchmark): against one app, the students' load runs while one long run (--train-preset)
+is paused and resumed every --segment s (idle and training windows, interleaved so that other programs on a shared
+machine weigh on both alike), and p50/p95 of both and their ratio are reported; also the
+time from Start to the first curve point with the warm worker, the run's training speed with and without the students
+(steps/s), and a second app with `--devices cpu,cpu` where two runs train at once.
 """
 from __future__ import annotations
 
@@ -186,8 +194,9 @@ def timed_call(client: Client, endpoint: str, png: Path, label: str, deadline: f
     """One request, timed in the calling thread and classified; never raises."""
     if endpoint == "/predict":
         args, kwargs = (CKPT, handle_file(png), 3), {}
-    else:  # the Explain button with the tab's defaults: default layer, the predicted class, all five methods
-        args, kwargs = (), dict(checkpoint=CKPT, image=handle_file(png), layer="", target="predicted")
+    else:  # Explain at the default layer for the predicted class, with all five other methods (ticked: no longer the default)
+        args, kwargs = (), dict(checkpoint=CKPT, image=handle_file(png), layer="", target="predicted",
+                                methods=["guided-gradcam", "guided-backprop", "ig", "saliency", "occlusion"])
     t0 = time.monotonic()
     job = None
     try:
@@ -204,12 +213,33 @@ def timed_call(client: Client, endpoint: str, png: Path, label: str, deadline: f
     return Sample(endpoint, t0, time.monotonic() - t0, outcome, message)
 
 
+def connect(url: str, tries: int = 3) -> Client:
+    """One client; a timed-out /config (a busy machine) is tried again."""
+    for k in range(tries):
+        try:
+            return Client(url, verbose=False)
+        except httpx.TimeoutException:
+            if k == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def connect_all(url: str, n: int) -> tuple[list[Client], float]:
     """n clients (one session each), made concurrently because each takes about a second."""
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
-        clients = list(pool.map(lambda _: Client(url, verbose=False), range(n)))
+        clients = list(pool.map(lambda _: connect(url), range(n)))
     return clients, time.monotonic() - t0
+
+
+def wait_for_workers(log: Path, n: int, timeout: float = STARTUP_TIMEOUT) -> float:
+    """Seconds until the app's log says its `n` training workers are ready (they start with the server)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if tail(log, 200).count("ready: {") >= n:
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise RuntimeError(f"the training workers were not ready within {timeout:.0f} s:\n{tail(log)}")
 
 
 def close_all(clients: list[Client]) -> None:
@@ -252,13 +282,13 @@ class Run:
     heads: list[str] = field(default_factory=list)  # distinct status lines seen, e.g. 'Waiting ...', 'Training · ...'
 
 
-def train_args(epochs: int) -> dict:
-    """The demo-digits preset's settings as /train arguments, on the CPU."""
+def train_args(epochs: int, preset: str = "demo-digits") -> dict:
+    """A preset's settings (demo-digits by default) as /train arguments, on the CPU."""
     from cnnviz.train.presets import PRESETS  # plain dataclasses, no gradio
 
-    c = PRESETS["demo-digits"].config
+    c = PRESETS[preset].config
     args = {f: getattr(c, f) for f in TRAIN_FIELDS}
-    return {**args, "preset": "demo-digits", "subset": args["subset"] or 0, "epochs": epochs, "device": "cpu"}
+    return {**args, "preset": preset, "subset": args["subset"] or 0, "epochs": epochs, "device": "cpu"}
 
 
 def status_text(update) -> str:
@@ -425,6 +455,193 @@ def overload_phase(args: argparse.Namespace, pngs: dict[str, Path]) -> dict:
                 "server_exceptions": server_errors(app.log)}
 
 
+def run_students(clients: list[Client], pngs: dict[str, Path], args: argparse.Namespace) -> tuple[list[Sample], float,
+                                                                                                    float]:
+    """The students' loop for --duration s on these sessions; their samples and the phase's start and end."""
+    rec = Recorder()
+    t0 = time.monotonic()
+    until, deadline = t0 + args.duration, t0 + args.duration + GRACE
+    threads = [threading.Thread(target=student, args=(i, c, pngs, until, deadline, args.requests, rec, args.think),
+                                daemon=True) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return rec.samples, t0, time.monotonic()
+
+
+def alternate(client: Client, until: float, segment: float) -> list[tuple[float, float, bool]]:
+    """Pause and resume the training run every `segment` s until `until`, paused first: (start, end, training) windows.
+    Interleaved, so a load that other programs put on a shared machine weighs on both sides alike."""
+    windows, training = [], True
+    while time.monotonic() < until - 1:
+        client.predict(api_name="/pause")  # toggles Pause/Resume
+        training = not training
+        t = time.monotonic()
+        windows.append((t, min(until, t + segment), training))
+        time.sleep(max(0.0, windows[-1][1] - time.monotonic()))
+    if not training:
+        client.predict(api_name="/pause")  # resume
+    return windows
+
+
+def curve_points(update) -> int:
+    """Points with a value in the loss plot of one streamed /train update (index 1)."""
+    plot = update[1] if isinstance(update, list | tuple) and len(update) > 1 else None
+    plot = plot.get("value", plot) if isinstance(plot, dict) else plot
+    rows = plot.get("data", []) if isinstance(plot, dict) else []
+    return sum(1 for r in rows if len(r) > 1 and isinstance(r[1], int | float) and not math.isnan(r[1]))
+
+
+class RunWatch:
+    """One /train job watched in a thread: when its first curve point came, and (time, step) pairs from its status."""
+
+    def __init__(self, client: Client, targs: dict):
+        self.client, self.job = client, None
+        self.submitted = self.first_point = None
+        self.steps: list[tuple[float, int]] = []
+        self.heads: list[str] = []
+        self.targs = targs
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> RunWatch:
+        self.submitted = time.monotonic()
+        self.job = self.client.submit(**self.targs, api_name="/train")
+        self.thread.start()
+        return self
+
+    def _watch(self) -> None:
+        seen = 0
+        while not self.job.done():
+            outputs = self.job.outputs()
+            for update in outputs[seen:]:
+                html = status_text(update)
+                if self.first_point is None and curve_points(update):
+                    self.first_point = time.monotonic()
+                m = re.search(r"step ([\d,]+) /", html)
+                if m:
+                    self.steps.append((time.monotonic(), int(m.group(1).replace(",", ""))))
+                head = status_head(html)
+                if head and head not in self.heads and len(self.heads) < 10:
+                    self.heads.append(head)
+            seen = len(outputs)
+            time.sleep(POLL)
+
+    def rate(self, a: float, b: float) -> float | None:
+        """Training steps per second between monotonic times a and b."""
+        inside = [(t, n) for t, n in self.steps if a <= t <= b]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < 1:
+            return None
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+    def wait_training(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while self.first_point is None and time.monotonic() < deadline and not self.job.done():
+            time.sleep(POLL)
+
+    def result_text(self, timeout: float = 120) -> str:
+        try:
+            final = self.job.result(timeout=timeout)
+            return re.sub(r"\s+", " ", str(final[4]))[:100]
+        except Exception as e:  # the report says what happened
+            return f"error: {(str(e) or type(e).__name__)[:100]}"
+
+
+def latency_stats(samples: list[Sample]) -> dict:
+    return {e: endpoint_stats([s for s in samples if s.endpoint == e], []) for e in ENDPOINTS}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 2)
+
+
+def compare_phase(args: argparse.Namespace, pngs: dict[str, Path]) -> dict:
+    """The same student load with the run paused (idle) and training, in alternating --segment windows against one app;
+    then the run alone for a while. A request counts for the window it was sent in."""
+    with served_app(args.max_queue, args.app_args) as app:
+        workers_s = wait_for_workers(app.log, 1)  # idle means idle: not while the worker imports torch
+        trainer_client = Client(app.url, verbose=False)
+        clients, _ = connect_all(app.url, args.students)
+        try:
+            run = RunWatch(trainer_client, train_args(args.train_epochs, args.train_preset)).start()
+            run.wait_training()
+            out_box: dict = {}
+            students = threading.Thread(target=lambda: out_box.setdefault("load", run_students(clients, pngs, args)))
+            students.start()
+            windows = alternate(trainer_client, time.monotonic() + args.duration, args.segment)
+            students.join()
+            samples, _, load_end = out_box["load"]
+            time.sleep(args.alone)  # the run without the students: its speed alone
+            alone_end = time.monotonic()
+            stopped = trainer_client.predict(api_name="/stop")
+            result = run.result_text()
+        finally:
+            close_all(clients)
+            trainer_client.close()
+
+        def sent_in(training: bool) -> list[Sample]:
+            return [x for x in samples if any(a <= x.start < b and t == training for a, b, t in windows)]
+
+        rates = [(b - a, r) for a, b, t in windows if t and (r := run.rate(a + 0.5, b)) is not None]
+        out = {"idle": latency_stats(sent_in(False)), "training": latency_stats(sent_in(True)),
+               "windows": [(round(b - a, 1), t) for a, b, t in windows], "segment_s": args.segment,
+               "start_to_first_point_s": None if run.first_point is None else round(run.first_point - run.submitted, 2),
+               "steps_per_s_with_students": round(sum(d * r for d, r in rates) / sum(d for d, _ in rates), 2)
+               if rates else None, "steps_per_s_alone": run.rate(load_end + 1, alone_end),
+               "run_status_lines": run.heads, "run_result": result, "stop_status": status_head(status_text(stopped)),
+               "train_preset": args.train_preset, "students": args.students, "duration_s": args.duration,
+               "app_startup_s": round(app.startup_seconds, 1), "workers_ready_after_s": round(workers_s, 1),
+               "app_args": args.app_args, "server_exceptions": server_errors(app.log)}
+    for e in ENDPOINTS:
+        out[f"{e[1:]}_p95_ratio"] = ratio(out["training"][e]["p95_ms"], out["idle"][e]["p95_ms"])
+        out[f"{e[1:]}_p50_ratio"] = ratio(out["training"][e]["p50_ms"], out["idle"][e]["p50_ms"])
+    w, a = out["steps_per_s_with_students"], out["steps_per_s_alone"]
+    out["training_slowdown_with_students"] = ratio(a, w)
+    return out
+
+
+def two_workers_phase(args: argparse.Namespace) -> dict:
+    """`--devices cpu,cpu`: two runs from two students at once; both must train at the same time and finish."""
+    with served_app(args.max_queue, [*args.app_args, "--devices", "cpu,cpu"]) as app:
+        wait_for_workers(app.log, 2)
+        clients, _ = connect_all(app.url, 2)
+        try:
+            watches = [RunWatch(c, train_args(args.epochs, "demo-digits")).start() for c in clients]
+            results = [w.result_text(timeout=GRACE) for w in watches]
+            for w in watches:
+                w.thread.join(5)
+        finally:
+            close_all(clients)
+        spans = [(w.steps[0][0], w.steps[-1][0]) if w.steps else None for w in watches]
+        overlap = None if None in spans else round(min(b for _, b in spans) - max(a for a, _ in spans), 2)
+        return {"results": results, "trained_together_s": overlap, "status_lines": [w.heads for w in watches],
+                "start_to_first_point_s": [None if w.first_point is None else round(w.first_point - w.submitted, 2)
+                                           for w in watches],
+                "server_exceptions": server_errors(app.log)}
+
+
+def print_compare(c: dict) -> None:
+    print(f"\nCompare: {c['students']} students for {c['duration_s']} s, in {c['segment_s']:g} s windows with "
+          f"{c['train_preset']} paused (idle) and training, alternating {' '.join(c['app_args'])}")
+    print(f"{'endpoint':<10}{'idle p50':>10}{'idle p95':>10}{'train p50':>11}{'train p95':>11}{'p95 ratio':>11}"
+          f"{'n idle/train':>14}")
+    for e in ENDPOINTS:
+        i, t = c["idle"][e], c["training"][e]
+        print(f"{e:<10}{fmt(i['p50_ms']):>10}{fmt(i['p95_ms']):>10}{fmt(t['p50_ms']):>11}{fmt(t['p95_ms']):>11}"
+              f"{c[e[1:] + '_p95_ratio'] or '-':>11}{i['count']:>7}/{t['count']:<6}")
+        for m in i["error_messages"] + t["error_messages"]:
+            print(f"    {e} error: {m}")
+    print(f"app up in {c['app_startup_s']} s, its training worker ready {c['workers_ready_after_s']} s later")
+    print(f"Start -> first curve point (warm worker): {c['start_to_first_point_s']} s")
+    print(f"training speed: {c['steps_per_s_with_students']} steps/s with the students, {c['steps_per_s_alone']} alone "
+          f"(slowdown {c['training_slowdown_with_students']}x); run: {c['run_result']}")
+    print(f"server exceptions: {c['server_exceptions'] or 'none'}")
+    if "two_workers" in c:
+        t = c["two_workers"]
+        print(f"two CPU workers: trained together for {t['trained_together_s']} s; first points after "
+              f"{t['start_to_first_point_s']} s; results: {t['results']}")
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -483,6 +700,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-queue", type=int, default=64, help="app.py --max-queue for the load phase")
     p.add_argument("--overload", action="store_true", help="then a burst of --burst predicts against --max-queue 5")
     p.add_argument("--burst", type=int, default=30, help="simultaneous predicts in the overload phase")
+    p.add_argument("--compare", action="store_true",
+                   help="instead: the student load idle, then while one run trains; and two runs on --devices cpu,cpu")
+    p.add_argument("--train-preset", default="demo-fashion-mnist", help="--compare: the preset that trains meanwhile")
+    p.add_argument("--train-epochs", type=int, default=50, help="--compare: its epochs (it is stopped at the end)")
+    p.add_argument("--alone", type=float, default=8.0, help="--compare: seconds the run trains alone afterwards")
+    p.add_argument("--segment", type=float, default=10.0,
+                   help="--compare: seconds of each paused (idle) or training window, alternating")
+    p.add_argument("--no-two-workers", action="store_true", help="--compare: skip the two-worker app")
     p.add_argument("--json", action="store_true", help="print the summary as JSON too")
     p.add_argument("--out", type=Path, help="write the JSON summary to this file")
     args, rest = p.parse_known_args(argv)
@@ -494,10 +719,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cnnviz-load-images-") as tmp:
         pngs = digit_pngs(Path(tmp))
-        summary = {"load": load_phase(args, pngs)}
-        if args.overload:
-            summary["overload"] = overload_phase(args, pngs)
-    print_report(summary)
+        if args.compare:
+            summary = {"compare": compare_phase(args, pngs)}
+            if not args.no_two_workers:
+                summary["compare"]["two_workers"] = two_workers_phase(args)
+        else:
+            summary = {"load": load_phase(args, pngs)}
+            if args.overload:
+                summary["overload"] = overload_phase(args, pngs)
+    print_compare(summary["compare"]) if args.compare else print_report(summary)
     if args.json:
         print(json.dumps(summary, indent=2))
     if args.out:

@@ -12,8 +12,8 @@ from pathlib import Path
 import PIL.Image
 
 from .data import DatasetUnavailable, get_dataset_info, load_dataset
-from .images import uint8_to_pil
-from .store.paths import examples_dir
+from .images import load_image, uint8_to_pil
+from .store.paths import examples_dir, photos_dir
 
 # dataset -> classes written to shipped/examples (real test images; a few per dataset keeps the menu short)
 ASSET_CLASSES = {"fashion-mnist": ("Sneaker", "Trouser", "Bag", "Ankle boot", "Dress"),
@@ -31,7 +31,12 @@ class Example:
 
 
 def test_example(dataset: str, index: int | None = None, rng: random.Random | None = None) -> Example:
-    """Test image `index` of `dataset` (a random one when None); DatasetUnavailable when the data is missing."""
+    """Test image `index` of `dataset` (a random one when None); DatasetUnavailable when the data is missing. ImageNet
+    networks have no test split here: they get one of the shipped photos."""
+    if dataset == PHOTO_DATASET:
+        photos = photo_examples()
+        index = (rng or random.Random()).randrange(len(photos)) if index is None else int(index) % len(photos)
+        return Example(load_image(photos[index][0]), photos[index][1], "shipped photos", index)
     ds = load_dataset(dataset, download=False)
     n = len(ds.test)
     if index is None:
@@ -65,6 +70,26 @@ def asset_examples() -> list[tuple[Path, str]]:
             names = {}
         out.append((path, f"{names.get(slug, slug.replace('-', ' '))} ({dataset})"))
     return out
+
+
+# shipped/photos/<file> -> what it shows (CREDITS.md there: author and licence of each)
+PHOTO_CAPTIONS = {"chelsea-cat.jpg": "tabby cat", "coffee-cup.jpg": "cup of coffee", "astronaut.jpg": "astronaut",
+                  "rocket.jpg": "rocket launch"}
+PHOTO_DATASET = "imagenet"  # the dataset name of torchvision's ImageNet weights (store.hub_weights.DATASET)
+
+
+def photo_examples() -> list[tuple[Path, str]]:
+    """(path, caption) for the real photos shipped for the ImageNet networks, in a fixed order."""
+    folder = photos_dir()
+    return [(folder / name, caption) for name, caption in PHOTO_CAPTIONS.items() if (folder / name).is_file()]
+
+
+def examples_for(dataset: str | None) -> list[tuple[Path, str]]:
+    """(path, caption) of the examples that fit a checkpoint trained on `dataset`: its own shipped test images, the
+    photos for ImageNet networks, none for other datasets (a bag shown to a shapes model only teaches confusion)."""
+    if dataset == PHOTO_DATASET:
+        return photo_examples()
+    return [(p, c) for p, c in asset_examples() if p.stem.partition("_")[0] == dataset]
 
 
 def write_asset_examples(folder: Path | None = None) -> list[Path]:

@@ -30,19 +30,33 @@ def test_the_cache_write_is_the_one_atomic_write_of_the_store():
     assert gradio_fixes.atomic_write is atomic.atomic_write
 
 
-def test_same_path_and_bytes_as_gradios_own(tmp_path):
+def test_same_pixels_as_gradios_own_in_a_content_addressed_path(tmp_path):
     img = picture()
     ours = gradio_fixes.save_pil_to_cache(img, str(tmp_path / "a"), format="png")
-    expected = processing_utils.encode_pil_to_bytes(img, "png")
-    assert ours.endswith(f"{processing_utils.hash_bytes(expected)}/image.png")
     with open(ours, "rb") as f:
-        assert f.read() == expected
+        data = f.read()
+    assert ours.endswith(f"{processing_utils.hash_bytes(data)}/image.png")  # Gradio's layout: the hash of the bytes
+    gradios = tmp_path / "gradio.png"
+    gradios.write_bytes(processing_utils.encode_pil_to_bytes(img, "png"))
+    assert np.array_equal(np.asarray(PIL.Image.open(ours)), np.asarray(PIL.Image.open(gradios)))  # lossless
+    assert len(data) < 3 * gradios.stat().st_size  # a faster zlib level, not an uncompressed dump
+
+
+def test_a_picture_saved_before_is_not_encoded_again(tmp_path, monkeypatch):
+    img, encoded = picture(), []
+    real = gradio_fixes.encode
+    monkeypatch.setattr(gradio_fixes, "encode", lambda im, fmt: encoded.append(fmt) or real(im, fmt))
+    first = gradio_fixes.save_pil_to_cache(img, str(tmp_path), format="png")
+    assert gradio_fixes.save_pil_to_cache(img, str(tmp_path), format="png") == first and encoded == ["png"]
+    gradio_fixes.save_pil_to_cache(img.copy(), str(tmp_path), format="png")  # another object: encoded (same file)
+    Path(first).unlink()  # Gradio's clean-up removed it: written again, not a dead link
+    assert Path(gradio_fixes.save_pil_to_cache(img, str(tmp_path), format="png")).is_file() and len(encoded) == 3
 
 
 def test_concurrent_saves_of_one_picture_never_expose_a_partial_file(tmp_path):
     img, cache = picture(), str(tmp_path)
     path = gradio_fixes.save_pil_to_cache(img, cache, format="png")
-    full = len(processing_utils.encode_pil_to_bytes(img, "png"))
+    full = len(gradio_fixes.encode(img, "png"))
     done, short_reads = threading.Event(), []
 
     def reader():
@@ -55,7 +69,7 @@ def test_concurrent_saves_of_one_picture_never_expose_a_partial_file(tmp_path):
     def writer():
         for _ in range(40):
             gradio_fixes.save_pil_to_cache(img, cache, format="png")
-            gradio_fixes.atomic_write(Path(path), processing_utils.encode_pil_to_bytes(img, "png"))  # forced rewrite
+            gradio_fixes.atomic_write(Path(path), gradio_fixes.encode(img, "png"))  # forced rewrite
 
     threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=writer) for _ in range(4)]
     for t in threads:

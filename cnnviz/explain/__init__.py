@@ -6,6 +6,7 @@ Names are exported lazily: importing this package imports none of its modules.
 from .._lazy import lazy_exports
 
 _EXPORTS = {
+    "model_input": ".preprocess",
     "LayerError": ".hooks",
     "capture": ".hooks",
     "model_lock": ".hooks",
@@ -40,6 +41,8 @@ _EXPORTS = {
     "explain_image": ".pipeline",
     "Explanation": ".pipeline",
     "run_prediction": ".pipeline",
+    "ResultCache": ".cache",
+    "CachedExplainer": ".cache",
     "layer_choices": ".choices",
     "target_choices": ".choices",
 }

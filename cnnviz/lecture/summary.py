@@ -8,7 +8,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..explain.geometry import Field, layer_fields
-from ..explain.hooks import forward_hooks, restored_state
+from ..explain.hooks import forward_hooks, model_lock, restored_state
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def _flops_and_shapes(model: nn.Module, input_shape: tuple[int, int, int],
         return fn
 
     hooks = [(m, hook(n)) for n, m in leaves]
-    with restored_state(model, eval_mode=True, freeze=False), torch.no_grad(), forward_hooks(hooks):
+    # Under the model's lock: a concurrent Grad-CAM's hooks would otherwise record this no-grad pass (and fail).
+    with model_lock(model), restored_state(model, eval_mode=True, freeze=False), torch.no_grad(), forward_hooks(hooks):
         with FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, *input_shape))
     prefix = type(model).__name__ + "."

@@ -17,10 +17,12 @@ from ..explain.layers import ExplainError
 from ..images import ImageError
 from ..models import WeightsUnavailable, get_model_info
 from ..store.checkpoints import CheckpointEntry, CheckpointError, LoadedModel
+from ..store.hub_weights import hub_entries
 from ..store.model_cache import ModelCache
 from ..store.workspace import Workspace, WorkspaceError
 from ..train.config import ConfigError, Limits
-from ..train.run_queue import QueueFull, RunQueue
+from ..train.run_queue import QueueFull
+from ..train.worker_pool import WorkerPool
 
 log = logging.getLogger("cnnviz.ui")
 
@@ -114,11 +116,12 @@ class Shared:
     """Components more than one tab uses, created before the tabs (render=False) and rendered by their owner."""
 
     limits: Limits
-    train_queue: RunQueue  # the server's training queue (one run trains at a time)
+    trainers: WorkerPool  # the server's training processes (one per device) and the queue of runs waiting for them
     workspace: gr.State  # of SessionWorkspace
     predict_checkpoint: gr.Dropdown
     explain_checkpoint: gr.Dropdown
     explain_image: gr.Image
+    predict_image: gr.Image | None = None  # set by the Predict tab: Compare and the sanity check copy its image too
 
 
 def entry_label(e: CheckpointEntry, workspace: Workspace) -> str:
@@ -128,14 +131,15 @@ def entry_label(e: CheckpointEntry, workspace: Workspace) -> str:
     except KeyError:
         title = e.arch
     acc = f", {e.test_acc:.1%}" if e.test_acc is not None else ""
-    tag = "shipped" if e.shipped else "yours" if workspace.owns(e.path) else "shared"
+    tag = e.note or ("shipped" if e.shipped else "yours" if workspace.owns(e.path) else "shared")
     return f"{e.name}  ({title} on {e.dataset}{acc}, {tag})"
 
 
 def checkpoint_entries(ws: SessionWorkspace | None) -> dict[str, CheckpointEntry]:
-    """Name -> entry of every checkpoint this session may open, shipped first; of two equal names the first wins."""
+    """Name -> entry of every checkpoint this session may open, shipped first, torchvision's ImageNet networks last
+    (cached or 'needs download'); of two equal names the first wins."""
     entries: dict[str, CheckpointEntry] = {}
-    for e in _workspace(ws).checkpoints():
+    for e in [*_workspace(ws).checkpoints(), *hub_entries()]:
         entries.setdefault(e.name, e)
     return entries
 
@@ -150,9 +154,13 @@ def _workspace(ws: SessionWorkspace | None) -> Workspace:
     return ws.workspace if ws is not None else Workspace()  # None: the shared view, as the page is first built
 
 
+DEFAULT_CHECKPOINT = "lenet5-fashion-mnist"  # real garments a class recognises at a glance; shipped, so always there
+
+
 def default_checkpoint(choices: list[tuple[str, str]]) -> str | None:
-    """The first checkpoint in the menu (shipped ones come first)."""
-    return choices[0][1] if choices else None
+    """DEFAULT_CHECKPOINT when the menu has it, else the first checkpoint in the menu (shipped ones come first)."""
+    names = [name for _, name in choices]
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in names else names[0] if names else None
 
 
 def checkpoint_dropdown(label: str = "Checkpoint", render: bool = True, elem_id: str | None = None) -> gr.Dropdown:

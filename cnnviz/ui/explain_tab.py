@@ -1,19 +1,30 @@
-"""Explain tab: one layer's feature maps and filters, Grad-CAM with an opacity slider, other attributions side by side."""
+"""Explain tab: one layer's feature maps and filters, Grad-CAM with an opacity slider, other attributions on request.
+
+Responsiveness (issue 16): a click answers with Grad-CAM, the feature maps and the filters first; the other
+attribution methods (Occlusion and Integrated Gradients are the slow ones) are computed only when the student ticks
+them, as a second streamed step. Every result goes through one bounded cache (cnnviz.explain.cache), so a room full of
+students explaining the same example costs one model call, and opening the tab again repeats nothing.
+"""
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
 
 import gradio as gr
 import PIL.Image
 
 from ..explain.attributions import METHODS, TITLES
+from ..explain.cache import CachedExplainer, CachedInput
 from ..explain.choices import PREDICTED, layer_choices, resolve_target, target_choices
-from ..explain.layers import ExplainError, default_layer
-from ..explain.pipeline import explain_image, prepare
-from ..render.explain_pictures import cam_overlay, feature_map_view, filter_view, methods_picture
+from ..explain.layers import default_layer
+from ..explain.pipeline import Explanation
+from ..render.explain_pictures import cached_feature_map_view, cached_methods_picture, explain_pictures
 from ..render.pictures import overlay
 from ..store.checkpoints import LoadedModel
 from .common import SessionWorkspace, Shared, guarded, load_model, note
 from .inputs import SafeSlider
 
+log = logging.getLogger("cnnviz.ui")
 NOTE = ("**What am I looking at?** Inside the network for one image. *Feature maps*: what each channel of the chosen "
         "layer responds to (bright = strong). *Filters*: the learned kernels of that layer's convolution. *Grad-CAM*: "
         "where in the image the chosen layer found evidence for the target class (red = most). The attribution methods "
@@ -22,6 +33,7 @@ EMPTY = "Choose an image in the Predict tab (or upload one here), then press Exp
 OTHER_METHODS = [m for m in METHODS if m != "gradcam"]
 SORTS = [("strongest mean first", "mean"), ("strongest peak first", "max"), ("most active first", "frac_active"),
          ("channel order", "none")]
+DEFAULTS = dict(opacity=0.5, sort="mean", max_maps=64)
 
 
 class ExplainTab:
@@ -29,47 +41,54 @@ class ExplainTab:
 
     def __init__(self, shared: Shared, tab: gr.Tab):
         self.shared, self.tab = shared, tab
+        self.explainer = CachedExplainer()  # this app's result cache, shared by every session
         note(NOTE)
-        self.cam_state = gr.State(None)  # (model view, heat map) of the last Grad-CAM, for re-blending on the slider
+        first = self._first_open()  # the tab opens with its image already explained (no empty panels, no request)
+        self.cam_state = gr.State(first.get("cam_state"))  # (model view, heat map) of the last Grad-CAM
+        self.shown = gr.State(first.get("shown"))  # what the panels show: opening the tab again repeats nothing
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
-                self._inputs()
+                self._inputs(first)
             with gr.Column(scale=2):
-                self._outputs()
+                self._outputs(first)
         self._wire()
 
-    def _inputs(self) -> None:
+    def _inputs(self, first: dict) -> None:
         self.checkpoint = self.shared.explain_checkpoint
         self.checkpoint.render()
         self.image = self.shared.explain_image
         self.image.render()
-        self.layer = gr.Dropdown(label="Layer", allow_custom_value=True, info="convolutions, activations, pooling, blocks")
-        self.target = gr.Dropdown([("the predicted class", PREDICTED)], value=PREDICTED, label="Target class",
-                                  allow_custom_value=True)
-        self.methods = gr.CheckboxGroup([(TITLES[m], m) for m in OTHER_METHODS], value=OTHER_METHODS,
-                                        label="Attribution methods to compare")
+        # No initial value: an API call without a layer gets its architecture's default layer.
+        self.layer = gr.Dropdown(first.get("layers", []), value=None, label="Layer", allow_custom_value=True,
+                                 info="convolutions, activations, pooling, blocks (empty: the usual Grad-CAM layer)")
+        self.target = gr.Dropdown(first.get("targets", [("the predicted class", PREDICTED)]), value=PREDICTED,
+                                  label="Target class", allow_custom_value=True)
+        self.methods = gr.CheckboxGroup([(TITLES[m], m) for m in OTHER_METHODS], value=[],
+                                        label="Compare with other attribution methods",
+                                        info="each is computed when you tick it; Occlusion and Integrated Gradients "
+                                             "take longest")
         self.go = gr.Button("Explain", variant="primary", elem_id="explain-go")
 
-    def _outputs(self) -> None:
-        self.summary = gr.Markdown(EMPTY, label="Summary", elem_id="explain-summary")
+    def _outputs(self, first: dict) -> None:
+        self.summary = gr.Markdown(first.get("summary", EMPTY), label="Summary", elem_id="explain-summary")
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                self.cam = gr.Image(label="Grad-CAM overlay", format="png", interactive=False, height=320,
-                                    elem_classes=["pixelated"], elem_id="explain-cam")
-                self.opacity = SafeSlider(0, 1, value=0.5, step=0.05, label="Heat-map opacity")
+                self.cam = gr.Image(first.get("cam"), label="Grad-CAM overlay", format="png", interactive=False,
+                                    height=320, elem_classes=["pixelated"], elem_id="explain-cam")
+                self.opacity = SafeSlider(0, 1, value=DEFAULTS["opacity"], step=0.05, label="Heat-map opacity")
                 gr.HTML("<div class='cam-legend'><span>low</span><div class='jet-bar'></div><span>high</span></div>")
             with gr.Column(scale=2, min_width=320):
                 with gr.Row():
-                    self.sort = gr.Dropdown(SORTS, value="mean", label="Sort channels")
-                    self.max_maps = SafeSlider(4, 128, value=64, step=4, label="Channels shown")
-                self.fmaps = gr.Image(label="Feature maps", format="png", interactive=False, elem_classes=["pixelated"],
-                                      elem_id="explain-fmaps")
-                self.fm_caption = gr.Markdown(label="About the feature maps")
-        self.methods_img = gr.Image(label="Attribution methods side by side", format="png", interactive=False,
-                                    elem_id="explain-methods")
-        self.filters = gr.Image(label="Filters", format="png", interactive=False, elem_classes=["pixelated"],
-                                height=260, elem_id="explain-filters")
-        self.filters_caption = gr.Markdown(label="About the filters")
+                    self.sort = gr.Dropdown(SORTS, value=DEFAULTS["sort"], label="Sort channels")
+                    self.max_maps = SafeSlider(4, 128, value=DEFAULTS["max_maps"], step=4, label="Channels shown")
+                self.fmaps = gr.Image(first.get("fmaps"), label="Feature maps", format="png", interactive=False,
+                                      elem_classes=["pixelated"], elem_id="explain-fmaps")
+                self.fm_caption = gr.Markdown(first.get("fm_caption"), label="About the feature maps")
+        self.methods_img = gr.Image(label="Attribution methods side by side (tick them on the left)", format="png",
+                                    interactive=False, elem_id="explain-methods")
+        self.filters = gr.Image(first.get("filters"), label="Filters", format="png", interactive=False,
+                                elem_classes=["pixelated"], height=260, elem_id="explain-filters")
+        self.filters_caption = gr.Markdown(first.get("filters_caption"), label="About the filters")
 
     def _wire(self) -> None:
         ws = self.shared.workspace
@@ -77,12 +96,19 @@ class ExplainTab:
         ins = {"checkpoint": self.checkpoint, "image": self.image, "layer": self.layer, "target": self.target,
                "opacity": self.opacity, "methods": self.methods, "sort": self.sort, "max_maps": self.max_maps, "ws": ws}
         outs = [self.summary, self.cam, self.fmaps, self.fm_caption, self.filters, self.filters_caption, self.methods_img,
-                self.layer, self.target, self.cam_state]
+                self.layer, self.target, self.cam_state, self.shown]
         common = dict(concurrency_id="explain", concurrency_limit=2, trigger_mode="always_last")
-        gr.on([self.go.click, self.tab.select, self.layer.input, self.target.input, self.image.upload, self.methods.input],
-              self.explain, inputs_kwargs=ins, outputs=outs, api_name="explain", **common)
+        gr.on([self.go.click, self.layer.input, self.target.input, self.image.upload], self.explain,
+              inputs_kwargs=ins, outputs=outs, api_name="explain", **common)
+        # Opening the tab explains a newly carried image with Grad-CAM only (cached), and repeats nothing shown already.
+        self.tab.select(self.explain_on_open, inputs_kwargs={**{k: v for k, v in ins.items() if k != "methods"},
+                                                             "shown": self.shown},
+                        outputs=outs, api_visibility="private", **common)
         gr.on([self.checkpoint.input], self.explain_new_model, inputs_kwargs=ins, outputs=outs,
               api_visibility="private", **common)
+        self.methods.input(self.attributions, inputs_kwargs={k: ins[k] for k in ("checkpoint", "image", "layer", "target",
+                                                                                 "opacity", "methods", "ws")},
+                           outputs=self.methods_img, api_name="attributions", **common)
         self.checkpoint.change(self.layers, inputs_kwargs={"checkpoint": self.checkpoint, "ws": ws},
                                outputs=[self.layer, self.target], api_name="layers", api_visibility="undocumented",
                                **common)
@@ -94,52 +120,120 @@ class ExplainTab:
         self.checkpoint.input(None, self.checkpoint, self.shared.predict_checkpoint, js="(x) => x",
                               api_visibility="private", queue=False)
 
+    def _first_open(self) -> dict:
+        """Grad-CAM, feature maps and filters of the image the tab opens with, under the default checkpoint."""
+        name, image = self.shared.explain_checkpoint.value, self.shared.explain_image.value
+        path = image.get("path") if isinstance(image, dict) else None
+        if not name or not path:
+            return {}
+        try:
+            loaded = load_model(name, self.shared.workspace.value)
+            exp, inp = self.explainer.explain(loaded, path)
+            pics = explain_pictures(self.explainer, loaded, exp, inp, **DEFAULTS)
+        except Exception:  # the page still works without it; a real request shows the error
+            log.warning("no first-open explanation with %s", name, exc_info=True)
+            return {}
+        return {"summary": exp.markdown, "cam": pics.cam, "fmaps": pics.fmaps, "fm_caption": pics.fm_caption,
+                "filters": pics.filters, "filters_caption": pics.filters_caption, "layers": layer_choices(loaded),
+                "targets": target_choices(loaded.meta.class_names), "cam_state": (exp.view, exp.cam.upsampled),
+                "shown": self._shown_key(name, inp, exp.layer, None)}
+
     def menus(self, loaded: LoadedModel, layer: str | None, target: str) -> dict:
         """Layer and target menu updates for a model, with the given selections."""
         layer = layer or default_layer(loaded.model, loaded.meta.arch)
         return {self.layer: gr.Dropdown(choices=layer_choices(loaded), value=layer),
                 self.target: gr.Dropdown(choices=target_choices(loaded.meta.class_names), value=target)}
 
+    @staticmethod
+    def _shown_key(checkpoint: str, inp: CachedInput, layer: str, target: int | None) -> tuple:
+        return checkpoint, inp.key, layer, target
+
     @guarded
     def layers(self, *, checkpoint: str, ws: SessionWorkspace) -> dict:
         """Layer and target menus for a checkpoint (default: the architecture's Grad-CAM layer, the predicted class)."""
         return self.menus(load_model(checkpoint, ws), None, PREDICTED)
 
+    def _first_step(self, checkpoint: str, loaded: LoadedModel, image: PIL.Image.Image, layer: str, t: int | None,
+                    opacity: float, sort: str | None, max_maps: float | None) -> tuple[dict, Explanation, CachedInput]:
+        """Grad-CAM overlay, feature maps and filters (no other method): what every click answers with at once."""
+        exp, inp = self.explainer.explain(loaded, image, layer, t)
+        pics = explain_pictures(self.explainer, loaded, exp, inp, opacity, sort, max_maps)
+        shown = {self.summary: exp.markdown, self.cam: pics.cam, self.fmaps: pics.fmaps, self.fm_caption: pics.fm_caption,
+                 self.filters: pics.filters, self.filters_caption: pics.filters_caption,
+                 **self.menus(loaded, layer, PREDICTED if t is None else str(t)),
+                 self.cam_state: (exp.view, exp.cam.upsampled), self.shown: self._shown_key(checkpoint, inp, layer, t)}
+        return shown, exp, inp
+
+    def _methods_picture(self, loaded: LoadedModel, image: PIL.Image.Image, layer: str, t: int | None,
+                         methods: list[str], opacity: float) -> PIL.Image.Image | None:
+        exp, inp = self.explainer.explain(loaded, image, layer, t, [m for m in methods if m in METHODS] or ())
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            self.explainer.explain(loaded, image, layer, t, unknown)  # raises the registry's clear message
+        return cached_methods_picture(self.explainer, exp, inp, opacity)
+
     @guarded
-    def explain(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None, target: str | None,
-                opacity: float, methods: list[str] | None, sort: str | None, max_maps: float | None,
-                ws: SessionWorkspace) -> dict:
-        """Grad-CAM overlay, feature maps, filters and the chosen attribution methods for one image and layer."""
+    def explain(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None = None,
+                target: str | None = None, opacity: float = 0.5, methods: list[str] | None = None,
+                sort: str | None = "mean", max_maps: float | None = 64, ws: SessionWorkspace) -> Iterator[dict]:
+        """Grad-CAM overlay, feature maps and filters for one image and layer at once; then, if any were asked for,
+        the other attribution methods side by side (a second streamed step)."""
         loaded = load_model(checkpoint, ws)
         layer = layer or default_layer(loaded.model, loaded.meta.arch)
         t = resolve_target(target, loaded.meta.class_names)  # a bad target is refused even before an image is given
-        menus = self.menus(loaded, layer, PREDICTED if t is None else str(t))
         if image is None:
-            return {self.summary: EMPTY, self.cam: None, self.fmaps: None, self.fm_caption: "", self.filters: None,
-                    self.filters_caption: "", self.methods_img: None, **menus, self.cam_state: None}
-        exp = explain_image(loaded, image, layer, t, methods or ())
-        fm, fm_caption = feature_map_view(loaded.model, exp.x, layer, sort, max_maps)
-        flt, flt_caption = filter_view(loaded.model, layer)
-        return {self.summary: exp.markdown, self.cam: cam_overlay(exp, opacity), self.fmaps: fm,
-                self.fm_caption: fm_caption, self.filters: flt, self.filters_caption: flt_caption,
-                self.methods_img: methods_picture(exp, opacity), **menus,
-                self.cam_state: (exp.view, exp.cam.upsampled)}
+            yield {self.summary: EMPTY, self.cam: None, self.fmaps: None, self.fm_caption: "", self.filters: None,
+                   self.filters_caption: "", self.methods_img: None,
+                   **self.menus(loaded, layer, PREDICTED if t is None else str(t)), self.cam_state: None,
+                   self.shown: None}
+            return
+        shown, *_ = self._first_step(checkpoint, loaded, image, layer, t, opacity, sort, max_maps)
+        yield {**shown, self.methods_img: None}
+        if methods:
+            yield {**shown, self.methods_img: self._methods_picture(loaded, image, layer, t, methods, opacity)}
 
-    def explain_new_model(self, **inputs: object) -> dict:
+    def explain_new_model(self, **inputs: object) -> Iterator[dict]:
         """A different checkpoint: its default layer and the predicted class, whatever the old menus said."""
-        return self.explain(**{**inputs, "layer": None, "target": None})
+        yield from self.explain(**{**inputs, "layer": None, "target": None})
 
     @guarded
-    def feature_maps(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None, sort: str | None,
-                     max_maps: float | None, ws: SessionWorkspace) -> dict:
-        """Every channel of one layer's output as a grid (sorted by a statistic), and a caption."""
+    def explain_on_open(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None,
+                        target: str | None, opacity: float, sort: str | None, max_maps: float | None,
+                        shown: tuple | None, ws: SessionWorkspace) -> dict:
+        """Opening the tab: nothing to do when the panels already show this image; else its Grad-CAM, no methods."""
+        if image is None:
+            return gr.skip()
+        loaded = load_model(checkpoint, ws)
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        t = resolve_target(target, loaded.meta.class_names)
+        if shown == self._shown_key(checkpoint, self.explainer.input(loaded, image), layer, t):
+            return gr.skip()
+        first, *_ = self._first_step(checkpoint, loaded, image, layer, t, opacity, sort, max_maps)
+        return {**first, self.methods_img: None}
+
+    @guarded
+    def attributions(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None = None,
+                     target: str | None = None, opacity: float = 0.5, methods: list[str] | None = None,
+                     ws: SessionWorkspace) -> dict:
+        """The ticked attribution methods side by side (the Grad-CAM and the input come from the cache)."""
+        if image is None:
+            return {self.methods_img: None}
+        loaded = load_model(checkpoint, ws)
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        t = resolve_target(target, loaded.meta.class_names)
+        return {self.methods_img: self._methods_picture(loaded, image, layer, t, list(methods or []), opacity)}
+
+    @guarded
+    def feature_maps(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None = None,
+                     sort: str | None = "mean", max_maps: float | None = 64, ws: SessionWorkspace) -> dict:
+        """Every channel of one layer's output (default: the architecture's Grad-CAM layer) as a grid, sorted by a
+        statistic, and a caption."""
         if image is None:
             return {self.fmaps: None, self.fm_caption: EMPTY}
         loaded = load_model(checkpoint, ws)
-        if not layer:
-            raise ExplainError("choose a layer first")
-        x, _ = prepare(image, loaded.meta.spec)
-        fm, caption = feature_map_view(loaded.model, x, layer, sort, max_maps)
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        inp = self.explainer.input(loaded, image)  # the meta: ImageNet networks get their weights' own transforms
+        fm, caption = cached_feature_map_view(self.explainer, loaded, inp, layer, sort, max_maps)
         return {self.fmaps: fm, self.fm_caption: caption}
 
     def reblend(self, *, opacity: float, cam_state: tuple | None) -> dict:

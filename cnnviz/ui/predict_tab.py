@@ -1,6 +1,8 @@
 """Predict tab: a checkpoint and an image (upload, webcam, clipboard, drawing, examples) -> top-k classes."""
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 import PIL.Image
 
@@ -15,6 +17,7 @@ from .uploads import SafeSketchpad
 NOTE = ("**What am I looking at?** The network's top guesses for one image, with their probabilities. On the right is "
         "the image *as the network sees it*: shrunk to its input size, in grey if it was trained on grey images. Drawings "
         "are inverted to white on black for the greyscale datasets, because that is what their training images look like.")
+log = logging.getLogger("cnnviz.ui")
 EMPTY = "Upload, paste, photograph or draw an image, or pick an example."
 
 
@@ -28,11 +31,24 @@ class PredictTab:
             with gr.Column(scale=1, min_width=360):
                 self._inputs()
             with gr.Column(scale=1, min_width=320):
-                self.label = gr.Label(num_top_classes=10, label="Prediction", elem_id="predict-label")
-                self.view = gr.Image(label="What the network sees", format="png", interactive=False, height=300,
-                                     elem_classes=["pixelated"], elem_id="predict-view")
-                self.details = gr.Markdown(EMPTY, label="Details", elem_id="predict-details")
+                first = self._first_open()  # the example the picker opens with, already predicted: no empty panels
+                self.label = gr.Label(first.get("label"), num_top_classes=10, label="Prediction", elem_id="predict-label")
+                self.view = gr.Image(first.get("view"), label="What the network sees", format="png", interactive=False,
+                                     height=300, elem_classes=["pixelated"], elem_id="predict-view")
+                self.details = gr.Markdown(first.get("details", EMPTY), label="Details", elem_id="predict-details")
         self._wire()
+
+    def _first_open(self) -> dict:
+        """The prediction for the image the tab opens with (nothing when there is none or it cannot be made)."""
+        name, example = self.checkpoint.value, self.picker.examples[:1]
+        if not name or not example:
+            return {}
+        try:
+            report = run_prediction(load_model(name, self.shared.workspace.value), example[0][0], int(self.topk.value))
+        except Exception:  # a page without a first result still works; the error shows on the first real request
+            log.warning("no first-open prediction with %s", name, exc_info=True)
+            return {}
+        return {"label": report.prediction.as_dict(), "view": report.view, "details": report.details}
 
     def _inputs(self) -> None:
         self.checkpoint = self.shared.predict_checkpoint
@@ -43,8 +59,9 @@ class PredictTab:
                 self.picker = image_picker("Image: upload, webcam or paste", "predict-image", 300,
                                            sources=("upload", "webcam", "clipboard"), gallery_id="predict-examples",
                                            examples_label="Examples: real test images (click one)",
-                                           elem_classes=("pixelated", "upscale"))
+                                           elem_classes=("pixelated", "upscale"), checkpoint=self.checkpoint.value)
                 self.image = self.picker.image
+                self.shared.predict_image = self.image  # Compare and the sanity check copy it, as Explain does
             with gr.Tab("Draw"):
                 self.sketch = SafeSketchpad(type="pil", canvas_size=(280, 280), height=360, label="Draw (pick the brush)",
                                             brush=gr.Brush(default_size=14, colors=["#000000", "#d62728", "#1f77b4",
@@ -65,9 +82,7 @@ class PredictTab:
               concurrency_limit=4, trigger_mode="always_last", show_progress="minimal")
         self.picker.random.click(self.picker.show_random, inputs_kwargs={"checkpoint": self.checkpoint, "ws": ws},
                                  outputs=[self.image, self.picker.truth], api_name="random_example", concurrency_limit=4)
-        self.picker.gallery.click(self.picker.show_example, inputs_kwargs={"index": self.picker.gallery},
-                                  outputs=[self.image, self.picker.truth], api_name="example",
-                                  api_visibility="undocumented", concurrency_limit=4)
+        self.picker.wire_examples(self.checkpoint, ws, api_name="example")  # public: clients get the checkpoint default
         # Explain works on the same image: copy it client-side (no upload, no decode).
         self.image.change(None, self.image, self.shared.explain_image, js="(x) => x", api_visibility="private",
                           queue=False)

@@ -68,6 +68,21 @@ def test_every_tab_opens(browser_page):
         shot(page, tab.lower())
 
 
+def test_tabs_open_with_a_result_for_the_default_example(browser_page):
+    page, expect, *_ = browser_page
+    page.get_by_role("tab", name="Predict", exact=True).click()  # nothing pressed yet: the default garment, predicted
+    expect(page.locator("#predict-checkpoint input").first).to_have_value(re.compile("^lenet5-fashion-mnist"))
+    expect(page.get_by_test_id("label-output-value")).to_have_text(re.compile(r"\w"))  # a class name
+    expect(page.locator("#predict-details")).to_contain_text("%")
+    expect(page.locator("#predict-view img")).to_be_visible()
+    expect(page.locator("#predict-examples img")).to_have_count(5)  # Fashion-MNIST's examples only
+    for tab, marker in (("Explain", "#explain-cam img"), ("Compare", "#compare-cams img"),
+                        ("Is this explanation real?", "#sanity-grid img")):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        expect(page.locator(marker).first).to_be_visible()
+    expect(page.locator("#sanity-status")).to_contain_text("trained network")
+
+
 def test_training_curves_update_live_and_the_result_appears(browser_page):
     page, expect, *_ = browser_page
     page.get_by_role("tab", name="Train", exact=True).click()
@@ -172,7 +187,7 @@ def test_a_second_user_sees_the_queue_position(browser_page):
             p.get_by_role("tab", name="Train", exact=True).click()
             choose(p, "#train-preset", "demo-digits")
         page.locator("#train-start").click()
-        expect(page.locator("#train-status")).to_contain_text("Training")
+        expect(page.locator("#train-status")).to_contain_text("Training", timeout=60_000)  # a cold worker imports torch first
         other.locator("#train-start").click()
         expect(other.locator("#train-status")).to_contain_text("Waiting in the training queue: 1 run ahead")
         shot(other, "queued")
@@ -197,7 +212,7 @@ def test_closing_the_tab_stops_its_run_and_the_next_in_line_starts(browser_page)
     epochs.fill("50")  # long enough to still be training when the tab closes
     epochs.press("Enter")
     leaving.locator("#train-start").click()
-    expect(leaving.locator("#train-status")).to_contain_text("Training")
+    expect(leaving.locator("#train-status")).to_contain_text("Training", timeout=60_000)  # a cold worker imports torch first
     page.locator("#train-start").click()
     expect(page.locator("#train-status")).to_contain_text("Waiting in the training queue")
     leaving.close()  # the student walks away mid-run
@@ -208,8 +223,9 @@ def test_closing_the_tab_stops_its_run_and_the_next_in_line_starts(browser_page)
 
 def test_deleting_a_run_takes_two_clicks(browser_page):
     page, expect, *_ = browser_page
-    run = page.locator("#train-checkpoint textarea").input_value()  # the run stopped by the test above
-    assert run
+    box = page.locator("#train-checkpoint textarea")
+    expect(box).to_have_value(re.compile(r"\S"), timeout=30_000)  # the run stopped by the test above, once saved
+    run = box.input_value()
     page.get_by_role("tab", name="Time-lapse & replay").click()
     choose(page, "#replay-run", run)
     page.locator("#replay-delete").click()

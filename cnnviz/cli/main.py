@@ -1,4 +1,5 @@
-"""python -m cnnviz list|summary|train|eval|predict|explain|bench|serve — errors are one line and a non-zero exit."""
+"""python -m cnnviz list|summary|train|eval|predict|explain|overview|fetch-weights|import|bench|serve — errors are one
+line and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,10 @@ MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 512  # as TrainConfig allows: 100000 px aske
 
 def _parser() -> argparse.ArgumentParser:
     from . import explain as cli_explain
+    from . import import_model as cli_import
+    from . import overview as cli_overview
     from . import train as cli_train
+    from . import weights as cli_weights
 
     p = argparse.ArgumentParser(prog="python -m cnnviz", description="Train, inspect and explain classic CNNs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -36,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--topk", type=int, default=5)
     pr.add_argument("--json", action="store_true")
     cli_explain.add_parser(sub)
+    cli_overview.add_parser(sub)
+    cli_weights.add_parser(sub)
+    cli_import.add_parser(sub)
     b = sub.add_parser("bench", help="engine throughput against a plain PyTorch loop, as ratios")
     b.add_argument("--quick", action="store_true", help="fewer batches (a smoke run)")
     b.add_argument("--device", default="auto")
@@ -51,13 +58,17 @@ def cmd_list(args) -> int:
     from ..data import availability, get_dataset_info, list_datasets
     from ..models import get_model_info, list_models
     from ..store.checkpoints import list_checkpoints
+    from ..store.hub_weights import is_cached
     from ..store.run_reader import list_runs
     from ..train.presets import PRESETS
+
+    def hub_state(name: str) -> str:
+        return "cached" if is_cached(name) else f"needs download: python -m cnnviz fetch-weights {name}"
 
     print("Models:")
     for name in list_models():
         i = get_model_info(name)
-        extra = " (ImageNet weights: cached or download)" if i.imagenet else ""
+        extra = f" (ImageNet weights: {hub_state(name)})" if i.imagenet else ""
         print(f"  {name:<20}{i.title} [{i.year}]{extra}")
     print("Datasets:")
     for name in list_datasets():
@@ -149,15 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     from ..store.disk import write_problem
 
     args = _parser().parse_args(argv)
+    from ..models import WeightsUnavailable
     from ..train.bench import cmd_bench
     from . import explain as cli_explain
+    from . import import_model as cli_import
+    from . import overview as cli_overview
     from . import train as cli_train
+    from . import weights as cli_weights
 
     commands = {"list": cmd_list, "summary": cmd_summary, "train": cli_train.run, "eval": cmd_eval,
-                "predict": cmd_predict, "explain": cli_explain.run, "bench": cmd_bench}
+                "predict": cmd_predict, "explain": cli_explain.run, "bench": cmd_bench,
+                "fetch-weights": cli_weights.run, "import": cli_import.run, "overview": cli_overview.run}
     try:
         return commands[args.command](args)
-    except (CheckpointError, ImageError, DatasetUnavailable, ValueError, KeyError, FileNotFoundError) as exc:
+    except (CheckpointError, ImageError, DatasetUnavailable, WeightsUnavailable, ValueError, KeyError,
+            FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {msg}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,5 +1,5 @@
 """Lecture views built on the core: per-layer summary, receptive fields, model comparison, confusion drill-down,
-learning time-lapse.
+learning time-lapse, the whole forward pass of one image and one unit's arithmetic.
 
 Names are exported lazily: importing this package imports none of its modules.
 """
@@ -14,6 +14,9 @@ _EXPORTS = {
     "fields_by_depth": ".receptive",
     "ModelComparison": ".comparison",
     "compare": ".comparison",
+    "default_checkpoints": ".comparison",
+    "mixed_datasets_note": ".comparison",
+    "width_counts": ".overview",
     "TestSetPredictions": ".drilldown",
     "predict_test_set": ".drilldown",
     "cams_for_pair": ".drilldown",
@@ -24,6 +27,16 @@ _EXPORTS = {
     "model_choices": ".catalog",
     "LectureError": ".errors",
     "timelapse_gif": ".timelapse",
+    "ForwardPass": ".forward_pass",
+    "Stage": ".forward_pass",
+    "forward_pass": ".forward_pass",
+    "run_forward_pass": ".forward_pass",
+    "overview": ".forward_pass",
+    "write_overview_gif": ".forward_pass",
+    "UnitArithmetic": ".unit_arithmetic",
+    "unit_arithmetic": ".unit_arithmetic",
+    "explain_unit": ".unit_arithmetic",
+    "unit_stages": ".unit_arithmetic",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

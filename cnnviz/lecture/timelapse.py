@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import os
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from ..explain.gradcam import grad_cam_batch
 from ..explain.layers import default_layer
 from ..explain.maps import filters
 from ..images import InputSpec, uint8_batch_to_input
+from ..render.animation import animated_gif
 from ..render.pictures import colorize, overlay
 from ..store.timelapse_file import Timelapse, save_timelapse
 
@@ -116,8 +116,4 @@ def render_frame(t: Timelapse, i: int, cam_alpha: float = 0.5, size: int = 96) -
 
 def timelapse_gif(t: Timelapse, ms_per_frame: int = 700) -> bytes:
     """All epochs as an animated GIF for slides (the last frame holds twice as long)."""
-    frames = [render_frame(t, i) for i in range(len(t.epochs))]
-    buf = io.BytesIO()
-    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 2]
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    return buf.getvalue()
+    return animated_gif([render_frame(t, i) for i in range(len(t.epochs))], ms_per_frame)

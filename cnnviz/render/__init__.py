@@ -19,6 +19,11 @@ _EXPORTS = {
     "figure_to_png": ".figures",
     "figure_to_image": ".figures",
     "layer_diagram": ".diagram",
+    "animated_gif": ".animation",
+    "forward_pass_picture": ".forward_pass_picture",
+    "forward_pass_gif": ".forward_pass_picture",
+    "highlight": ".forward_pass_picture",
+    "unit_picture": ".unit_picture",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -5,28 +5,29 @@ This package is the only part of cnnviz that imports gradio.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # An environment default, not work: it must be in place before gradio is first imported (no version check, no telemetry).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import torch  # noqa: E402
 
 from ..store.cleanup import start_up  # noqa: E402
 from ..store.owner import owned_temp_folder  # noqa: E402
-from ..store.paths import examples_dir  # noqa: E402
+from ..store.paths import examples_dir, photos_dir  # noqa: E402
 from ..train.config import Limits  # noqa: E402
-from . import architecture_tab, explain_tab, gradio_fixes, lecture, predict_tab, train_tab  # noqa: E402
+from . import architecture_tab, explain_tab, gradio_fixes, lecture, overview_tab, own_model_tab, predict_tab, train_tab  # noqa: E402
 from .server_guards import UPLOAD_BUDGET_MB, GuardLimits, guard_middleware  # noqa: E402
 from .shared import create_shared  # noqa: E402
 from .workspaces import browser_token, claim_workspace  # noqa: E402
 
 TITLE = "cnnviz: see how convolutional networks learn"
 MAX_UPLOAD_MB = 10
-# Gradio's queue loop wakes every 1 ms while idle (queueing.Queue.sleep_when_free): ~6% of a core and constant GIL
-# traffic next to a training thread. 50 ms adds at most 50 ms before a queued event starts; idle cost drops to ~1%.
-QUEUE_POLL_SECONDS = 0.05
+# The queue's idle poll: measured and chosen in gradio_fixes (1 ms costs idle CPU, 50 ms costs every click).
+QUEUE_POLL_SECONDS = gradio_fixes.QUEUE_POLL_SECONDS
+SERVER_TORCH_THREADS = 1
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Consolas", "Liberation Mono", "monospace"]
 
@@ -83,8 +84,9 @@ def private_upload_folder() -> Path:
     return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
-def build_demo(limits: Limits | None = None) -> gr.Blocks:
-    """The whole app (not launched): Architecture, Train, Predict and Explain tabs, then the lecture tabs."""
+def build_demo(limits: Limits | None = None, devices: Sequence[str] | None = None) -> gr.Blocks:
+    """The whole app (not launched): Architecture, Train, Predict and Explain tabs, then the lecture tabs. `devices`: one
+    training process per device, started now (a served app); None: started at the first run (see ui/shared.py)."""
     limits = limits or Limits()
     start_up()  # remove what killed servers left; log the runs and checkpoints that cannot be read (they are left out)
     private_upload_folder()
@@ -92,7 +94,7 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         # Written by more than one tab, so made first and rendered by the tab that shows them.
-        shared = create_shared(limits)
+        shared = create_shared(limits, devices)
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture_tab.build(shared)
@@ -102,7 +104,11 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
                 predict_tab.build(shared)
             with gr.Tab("Explain", id="explain") as tab:
                 explain_tab.build(shared, tab)
+            with gr.Tab("Whole network", id="overview") as tab:
+                overview_tab.build(shared, tab)  # every stage for one image, and one unit's arithmetic
             lecture.build_lecture_tabs(shared)  # time-lapse, confusion drill-down, compare, sanity check, receptive field
+            with gr.Tab("Your model", id="own-model"):
+                own_model_tab.build(shared)  # upload a .pt; torchvision's ImageNet weights
         # Each page sees the shared runs and its user's own (see ui/workspaces.py).
         token = browser_token()
         demo.load(claim_workspace, [token, shared.workspace],
@@ -113,10 +119,11 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
 def configure_queue(demo: gr.Blocks, max_size: int | None = 20) -> gr.Blocks:
     """demo.queue(max_size=...) ('queue full' instead of an endless wait), with a calmer idle poll (see QUEUE_POLL_SECONDS)."""
     demo.queue(max_size=max_size)
-    queue = getattr(demo, "_queue", None)
-    if queue is not None and hasattr(queue, "sleep_when_free"):  # private in gradio 6.31: skip quietly if it goes
-        queue.sleep_when_free = QUEUE_POLL_SECONDS
-        queue.progress_update_sleep_when_free = 0.1  # only gr.Progress uses it, and this app does not
+    gradio_fixes.set_queue_poll(demo, QUEUE_POLL_SECONDS)
+    # One torch thread per request in the server: requests already run side by side, these nets are small, and with
+    # other work on a 2-core machine two OpenMP threads per request waited for each other (Grad-CAM + feature maps
+    # 88-284 ms instead of 6-8 ms, README "Speed"). Training runs in its own worker processes with their own setting.
+    torch.set_num_threads(SERVER_TORCH_THREADS)
     return demo
 
 
@@ -131,8 +138,8 @@ def launch_options(host: str = "127.0.0.1", port: int | None = None, share: bool
                 max_file_size=f"{int(max_upload_mb)}mb", show_error=False, enable_monitoring=False, ssr_mode=False, pwa=False,
                 mcp_server=False, run_history=False, quiet=True, app_kwargs={"middleware": [guard_middleware(guards)]},
                 # The example PNGs are package data: after a plain `pip install` they live in site-packages, outside
-                # the folders Gradio serves by default. Only that folder of public images is added.
-                allowed_paths=[str(examples_dir())])
+                # the folders Gradio serves by default. Only the two folders of public images are added.
+                allowed_paths=[str(examples_dir()), str(photos_dir())])
 
 
 __all__ = ["CSS", "build_demo", "configure_queue", "launch_options", "private_upload_folder", "theme"]

@@ -16,15 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from subprocess_server import running_server  # this folder is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,12 +53,6 @@ def serve(kind: str, port: int) -> None:
     ui.configure_queue(ui.build_demo(), max_size=64).launch(**ui.launch_options(port=port))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def untrained_resnet(folder: Path) -> None:
     """ResNet-18 at 32 px on the shapes classes, weights as initialised, saved the way training saves a model."""
     from cnnviz.models import get_model
@@ -75,40 +69,14 @@ def untrained_resnet(folder: Path) -> None:
 @contextmanager
 def server(kind: str) -> Iterator[str]:
     """Start this file with --serve KIND on a free port in fresh folders; yield its URL; always stop it."""
-    import httpx
-
     with tempfile.TemporaryDirectory(prefix=f"cnnviz-overview-{kind}-") as tmp:
         (Path(tmp) / "checkpoints").mkdir()
         if kind == "cnnviz":
             untrained_resnet(Path(tmp) / "checkpoints")
         env = {**os.environ, "CNNVIZ_CHECKPOINTS": f"{tmp}/checkpoints", "CNNVIZ_RUNS": f"{tmp}/runs",
                "GRADIO_TEMP_DIR": f"{tmp}/gradio", "CNNVIZ_HOME": tmp}
-        port = free_port()
-        log = open(Path(tmp) / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)], cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{kind} server exited: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
-                try:
-                    if httpx.get(url, timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} server did not start")
-                time.sleep(0.3)
+        with running_server([sys.executable, __file__, "--serve", kind], env, Path(tmp), kind, cwd=REPO) as (url, _):
             yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
 
 
 def images(folder: Path, dataset: str, n: int) -> list[Path]:

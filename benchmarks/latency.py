@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from subprocess_server import running_server  # this folder is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: the checkout's cnnviz
@@ -74,48 +75,17 @@ def serve_cnnviz(port: int, poll_ms: float | None) -> None:
     demo.launch(**ui.launch_options(port=port))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def server(kind: str, poll_ms: float | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start this file with --serve KIND on a free port in fresh folders; yield (url, process); always stop it."""
-    import httpx
-
     with tempfile.TemporaryDirectory(prefix=f"cnnviz-latency-{kind}-") as tmp:
         env = {**os.environ, "CNNVIZ_CHECKPOINTS": f"{tmp}/checkpoints", "CNNVIZ_RUNS": f"{tmp}/runs",
                "GRADIO_TEMP_DIR": f"{tmp}/gradio", "CNNVIZ_HOME": tmp}
-        port = free_port()
-        cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+        cmd = [sys.executable, __file__, "--serve", kind]
         if poll_ms is not None:
             cmd += ["--poll-ms", str(poll_ms)]
-        log = open(Path(tmp) / "server.log", "wb")
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{kind} server exited: {(Path(tmp) / 'server.log').read_text()[-2000:]}")
-                try:
-                    if httpx.get(url, timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} server did not start")
-                time.sleep(0.3)
-            yield url, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+        with running_server(cmd, env, Path(tmp), kind, cwd=REPO) as served:
+            yield served
 
 
 # ---------------------------------------------------------------- requests

@@ -2,6 +2,7 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -15,3 +16,13 @@ def workdirs(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNVIZ_CHECKPOINTS", str(ck))
     monkeypatch.setenv("CNNVIZ_RUNS", str(runs))
     return ck, runs
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models: one torch thread is about as fast, and on a busy 2-core machine two OpenMP threads waiting for
+    each other are many times slower. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,15 +21,7 @@ from cnnviz.explain.hooks import has_hooks
 from cnnviz.explain.layers import ExplainError, default_layer, normalize01
 from cnnviz.models import get_model, get_model_info, list_models, model_input_size
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small models: one torch thread is about as fast, and on a busy 2-core machine two waiting OpenMP threads
-    made the training fixture up to 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _close(ours: np.ndarray, ref: np.ndarray, tol: float = 1e-5) -> None:
@@ -235,7 +227,7 @@ def trained():
     x, y = norm(ds.train.images), ds.train.labels
     gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    for _ in range(4):  # one torch thread (see _one_thread): the numbers below are for that setting
+    for _ in range(4):  # one torch thread (see conftest's one_torch_thread): the numbers below are for that setting
         model.train()
         for idx in torch.randperm(len(y), generator=gen).split(64):
             loss = F.cross_entropy(model(x[idx]), y[idx])

@@ -16,14 +16,7 @@ from cnnviz.explain.hooks import LayerError, capture, has_hooks, model_lock, out
 from cnnviz.explain.maps import feature_maps
 from cnnviz.models import get_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small models: one torch thread is about as fast, and far steadier on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- a network small enough to work out on paper -------------------------------------------------------------

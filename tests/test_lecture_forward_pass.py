@@ -24,13 +24,7 @@ from cnnviz.store.paths import shipped_checkpoints_dir
 BLOCKS = (BasicBlock, tv_resnet.BasicBlock, tv_resnet.Bottleneck)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a busy 2-core machine two OpenMP threads waiting for each other are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_input(arch: str) -> tuple[nn.Module, torch.Tensor]:

@@ -21,12 +21,7 @@ from cnnviz.store.paths import shipped_checkpoints_dir
 TOL = dict(rel=1e-4, abs=1e-5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def own_output(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:

@@ -73,7 +73,9 @@ class CompareTab:
         # the page is built, not at start-up and not by opening the tab, which only shows it (once per session).
         self.first_shown = gr.State(False)
         self.first = Future()
-        threading.Thread(target=lambda: self.first.set_result(self._first_open(shared)), daemon=True,
+        # Not a daemon: interpreter exit waits the few seconds it takes; a daemon thread still inside torch when the
+        # interpreter finalises aborts the process ("terminate called without an active exception").
+        threading.Thread(target=lambda: self.first.set_result(self._first_open(shared)), daemon=False,
                          name="compare-first-open").start()
         self._wire(shared, tab)
 

@@ -1,5 +1,5 @@
 # `make run`: set everything up and start the app (offline, CPU is fine).
-# `make test`: set everything up and run the whole test suite.
+# `make test`: set everything up (with the optional Ray extra, requirements-cluster.txt) and run the whole test suite.
 # `make lock`: re-resolve requirements-lock.txt (every transitive version) from PyPI after editing requirements*.txt.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ setup:
 run: setup
 	$(PY) app.py $(ARGS)
 test:
-	VENV=$(VENV) WITH_BROWSER=1 bash scripts/setup.sh
+	VENV=$(VENV) WITH_BROWSER=1 WITH_CLUSTER=1 bash scripts/setup.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 bench: setup
 	$(PY) -m cnnviz bench
@@ -23,5 +23,5 @@ lint: setup
 UV_VENV ?= /tmp/cnnviz-uv
 lock:
 	[ -x $(UV_VENV)/bin/uv ] || { python3 -m venv $(UV_VENV) && $(UV_VENV)/bin/pip install -q uv; }
-	$(UV_VENV)/bin/uv pip compile requirements.txt requirements-dev.txt --python-version 3.11 \
+	$(UV_VENV)/bin/uv pip compile requirements.txt requirements-dev.txt requirements-cluster.txt --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --no-config --custom-compile-command "make lock" -q -o requirements-lock.txt

@@ -18,7 +18,8 @@ fi
 
 # Rebuild the environment only when the requirements change. requirements-lock.txt pins every transitive version
 # (uv pip compile output, `make lock`), so a rebuild installs the same set as the last one.
-want="$(cat requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml | sha256sum | cut -c1-16)"
+want="$(cat requirements.txt requirements-dev.txt requirements-cluster.txt requirements-lock.txt pyproject.toml \
+        | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.cnnviz-stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating $VENV (torch is large: this takes a few minutes the first time)"
   rm -rf "$VENV"
@@ -26,5 +27,12 @@ if [ "$(cat "$VENV/.cnnviz-stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q -r requirements.txt -r requirements-dev.txt -c requirements-lock.txt
   "$VENV/bin/pip" check >/dev/null || { "$VENV/bin/pip" check; exit 1; }
   echo "$want" > "$VENV/.cnnviz-stamp"
+fi
+# The optional Ray extra (`--ray`), added on top when asked for (make test, CI): the plain set-up stays without it.
+if [ "${WITH_CLUSTER:-0}" = 1 ] && [ "$(cat "$VENV/.cnnviz-cluster-stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: adding Ray (requirements-cluster.txt)"
+  "$VENV/bin/pip" install -q -r requirements-cluster.txt -c requirements-lock.txt
+  "$VENV/bin/pip" check >/dev/null || { "$VENV/bin/pip" check; exit 1; }
+  echo "$want" > "$VENV/.cnnviz-cluster-stamp"
 fi
 "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null

@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-TOP_LEVEL = ("requirements.txt", "requirements-dev.txt")
+TOP_LEVEL = ("requirements.txt", "requirements-dev.txt", "requirements-cluster.txt")  # -cluster: the optional Ray extra
 
 
 def pins(name: str) -> dict[str, str]:
@@ -47,11 +47,24 @@ def test_pyproject_bounds_admit_the_pinned_versions() -> None:
     gradio = next(Requirement(d) for d in project["dependencies"] if d.startswith("gradio"))
     assert not gradio.specifier.contains("6.32.0") and gradio.specifier.contains("6.31.9")  # the patched minor only
     assert "scikit-learn" not in " ".join(project["dependencies"]) + (REPO / "requirements.txt").read_text()
+    cluster = {canonicalize_name(Requirement(d).name): str(Requirement(d).specifier) for d in
+               project["optional-dependencies"]["cluster"]}
+    assert cluster == {p: f"=={v}" for p, v in pins("requirements-cluster.txt").items()}  # `pip install cnnviz[cluster]`
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.distribution(name)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def closure() -> dict[str, str]:
-    """{canonical name: installed version} of requirements*.txt and everything they require, markers evaluated."""
-    todo = [Requirement(f"{p}") for name in TOP_LEVEL for p in pins(name)]
+    """{canonical name: installed version} of requirements*.txt and everything they require, markers evaluated (the
+    optional Ray extra when it is installed: `make test` and CI add it, a plain set-up does not)."""
+    names = [n for n in TOP_LEVEL if n != "requirements-cluster.txt" or _installed("ray")]
+    todo = [Requirement(f"{p}") for name in names for p in pins(name)]
     seen: dict[str, str] = {}
     while todo:
         req = todo.pop()

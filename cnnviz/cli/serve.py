@@ -84,9 +84,16 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     add("--max-pause-seconds", type=float, default=Limits.max_pause_seconds,
         help="a run paused this long while others wait is stopped, its weights saved "
              f"(default {Limits.max_pause_seconds:g})")
+    add("--max-devices-per-run", type=int, default=1,
+        help="devices (training workers of one kind) a single run may use together, with PyTorch DDP; the Train tab "
+             "then offers 'devices per run' (default 1)")
     add("--devices", default="auto", metavar="auto|cpu|cuda:0,cuda:1,...",
         help="one training process per device, each training one run at a time: auto = every visible GPU, else one "
              "CPU worker; cpu,cpu = two CPU workers (default auto)")
+    add("--ray", default=None, metavar="HOST:PORT|local",
+        help="train on a Ray cluster instead (one GPU, or one CPU, per run; --devices is then unused): the head "
+             "node's address, or local to start a private Ray instance on this machine; needs "
+             "pip install 'cnnviz[cluster]'")
     return p
 
 
@@ -157,9 +164,12 @@ def check_limits(args: argparse.Namespace) -> Limits:
     if args.max_body_mb is not None and not 0.01 <= args.max_body_mb <= 2000 or not 0 <= args.upload_budget_mb < 1e6:
         fail("error: --max-body-mb must be 0.01 to 2000 and --upload-budget-mb 0 or more"
                          + _origin(args, "max_body_mb", "upload_budget_mb"))
+    if not 1 <= args.max_devices_per_run <= 1024:
+        fail("error: --max-devices-per-run must be from 1 to 1024" + _origin(args, "max_devices_per_run"))
     defaults = Limits()
     return Limits(max_epochs=args.max_epochs or defaults.max_epochs, max_subset=args.max_subset,
-                  max_queued_runs=args.max_queued_runs, max_pause_seconds=args.max_pause_seconds)
+                  max_queued_runs=args.max_queued_runs, max_pause_seconds=args.max_pause_seconds,
+                  max_devices_per_run=args.max_devices_per_run)
 
 
 def check_devices(args: argparse.Namespace) -> tuple[str, ...]:
@@ -170,6 +180,22 @@ def check_devices(args: argparse.Namespace) -> tuple[str, ...]:
         return parse_devices(args.devices)
     except DeviceError as exc:
         fail(f"error: {exc}{_origin(args, 'devices')}")
+
+
+def check_ray(args: argparse.Namespace):
+    """With --ray, the Ray cluster's pool (connected now, its actors starting); an unreachable cluster or a missing
+    Ray is one `error:` line. None without --ray (then ray is never imported)."""
+    if not args.ray:
+        return None
+    if getattr(args, "max_devices_per_run", 1) > 1:  # DDP joins local workers; Ray actors train alone
+        fail("error: --max-devices-per-run must be 1 with --ray: runs on a Ray cluster use one device each"
+             + _origin(args, "ray", "max_devices_per_run"))
+    from ..train.ray_pool import RayPool, RayUnavailable
+
+    try:
+        return RayPool(args.ray.strip(), warm=True)
+    except RayUnavailable as exc:
+        fail(f"error: {exc}{_origin(args, 'ray')}")
 
 
 def _stop_on_sigterm() -> None:
@@ -209,13 +235,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 2
     limits = check_limits(args)
     auth = login_check(args)
-    devices = check_devices(args)
+    ray_pool = check_ray(args)
+    devices = check_devices(args) if ray_pool is None else ray_pool.devices
 
     from ..train.worker_pool import shutdown_all
     from ..ui import build_demo, configure_queue, launch_options
 
     _stop_on_sigterm()
-    demo = configure_queue(build_demo(limits, devices=devices), max_size=args.max_queue)
+    demo = configure_queue(build_demo(limits, devices=devices, trainers=ray_pool), max_size=args.max_queue)
     opts = launch_options(host=args.host, port=args.port, share=args.share, auth=auth,
                           max_upload_mb=args.max_upload_mb, max_body_mb=args.max_body_mb,
                           upload_budget_mb=args.upload_budget_mb)
@@ -224,7 +251,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.share:
         print("cnnviz: --share asks gradio.live for a public link: it needs the internet, and anyone with the link can "
               "use this machine (add --auth)", file=sys.stderr)
-    print(f"cnnviz: training on {', '.join(devices)} (one process each)", file=sys.stderr)
+    if ray_pool is None:
+        print(f"cnnviz: training on {', '.join(devices)} (one process each)", file=sys.stderr)
+        if limits.max_devices_per_run and limits.max_devices_per_run > 1:
+            print(f"cnnviz: a run may use up to {limits.max_devices_per_run} of them together (DDP; at most as many "
+                  "as there are workers of one kind)", file=sys.stderr)
+    else:
+        print(f"cnnviz: training on the Ray cluster at {args.ray}: {len(devices)} run(s) at once, one "
+              f"{'GPU' if ray_pool.options['num_gpus'] else 'CPU'} each", file=sys.stderr)
     try:
         demo.launch(**opts)
     finally:

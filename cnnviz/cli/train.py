@@ -1,10 +1,15 @@
-"""`python -m cnnviz train`: a preset or explicit options; a progress bar on a terminal, JSON lines with --json."""
+"""`python -m cnnviz train`: a preset or explicit options; a progress bar on a terminal, JSON lines with --json.
+
+Under torchrun (`torchrun --nproc-per-node N -m cnnviz train ...`, also --nnodes/--rdzv-endpoint across machines)
+every process is one rank of one DDP run (train.distributed); rank 0 alone prints and saves.
+"""
 from __future__ import annotations
 
 import argparse
 import errno
 import json
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +18,14 @@ from ..store.atomic import atomic_copy
 from ..store.checkpoints import CheckpointError, checkpoint_path
 from ..store.disk import write_problem
 from ..train.config import TrainConfig
+from ..train.distributed import GroupSpec, is_peer_lost, spec_from_environment
 from ..train.engine import fit
 from ..train.events import EpochEnded, Failed, Finished, Progress, RunStarted, Stopped
 from ..train.presets import get_preset
+
+ENDED_FROM_OUTSIDE = ("error: this run was ended from outside: torchrun stops every process of a run when one of them "
+                      "fails or when it is interrupted, and its report names the rank that failed and why; fix that and "
+                      "start the run again")
 
 _OPTIONS = {  # flag -> (config field, type)
     "--arch": ("arch", str), "--dataset": ("dataset", str), "--subset": ("subset", int), "--epochs": ("epochs", int),
@@ -52,7 +62,11 @@ def config_from_args(args) -> TrainConfig:
 def run(args) -> int:
     """Train, showing progress; 0 when finished and saved, 1 when stopped or the checkpoint could not be saved (the
     results are still printed), 2 on failure."""
+    spec = spec_from_environment()  # torchrun's process group, or None
+    if spec is not None and spec.rank != 0:
+        return _other_rank(config_from_args(args), spec)
     cfg = config_from_args(args)
+    ended = _say_when_ended(spec)
     out = checkpoint_path(args.out) if args.out else None  # validate the name before training
     force = getattr(args, "force", False)
     if out is not None and out.exists() and not force:  # e.g. a shipped checkpoint: 96% would become 8%
@@ -60,7 +74,7 @@ def run(args) -> int:
     if cfg.dataset == "folder" and cfg.folder_path:
         _check_readable(Path(cfg.folder_path).expanduser())
     bar = None
-    for ev in fit(cfg):
+    for ev in fit(cfg, group=spec):
         if args.json:
             print(json.dumps(ev.to_dict()), flush=True)
         elif isinstance(ev, RunStarted):
@@ -76,10 +90,42 @@ def run(args) -> int:
             bar.write(f"epoch {ev.epoch}: train loss {ev.train_loss:.4f} acc {ev.train_acc:.4f} | "
                       f"test loss {ev.val_loss:.4f} acc {ev.val_acc:.4f} | {ev.train_seconds:.1f} s")
         if isinstance(ev, (Finished, Stopped, Failed)):
+            ended.append(ev)
             if bar is not None:
                 bar.close()
             return _finish(ev, _unless_taken(out, force, ev), quiet=args.json)
     return 1
+
+
+def _other_rank(cfg: TrainConfig, spec: GroupSpec) -> int:
+    """A rank other than 0 trains its share silently (rank 0 reports); 0 finished, 1 stopped, 2 failed. Its own
+    failure (not the loss of another rank, which rank 0 reports) is one line naming the rank."""
+    _say_when_ended(spec)
+    for ev in fit(cfg, group=spec):
+        if isinstance(ev, Failed):
+            if ev.run_id and not is_peer_lost(ev.message):  # a bad config or missing data: rank 0 says it once
+                print(f"rank {spec.rank}: error: {ev.message}", file=sys.stderr)
+            return 2
+        if isinstance(ev, (Finished, Stopped)):
+            return 0 if isinstance(ev, Finished) else 1
+    return 1
+
+
+def _say_when_ended(spec: GroupSpec | None) -> list:
+    """Under torchrun: when it ends this process (SIGTERM: another rank failed, or Ctrl-C), exit at once, rank 0 with
+    one line saying why, unless it already printed the run's end. Returns the list that records that end."""
+    ended: list = []
+    if spec is None or not spec.from_env:
+        return ended
+
+    def on_term(signum, frame):
+        if spec.rank == 0 and not ended:
+            print(ENDED_FROM_OUTSIDE, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(128 + signum)  # now: the other ranks are gone, and a collective would only wait for them
+
+    signal.signal(signal.SIGTERM, on_term)
+    return ended
 
 
 def _check_readable(folder: Path) -> None:

@@ -1,5 +1,6 @@
 """Training: configuration, presets, the engine (fit -> events), device-resident data, memory check, the run queue,
-the per-user run sessions behind the Train tab and the training worker processes they run in (one per device).
+the per-user run sessions behind the Train tab and the training worker processes they run in (one per device), or the
+actors of a Ray cluster (ray_pool).
 
 Names are exported lazily: importing this package imports none of its modules.
 """
@@ -38,6 +39,11 @@ _EXPORTS = {
     "TrainSession": ".session",
     "WorkerPool": ".worker_pool",
     "WorkerUnavailable": ".worker_pool",
+    "RayPool": ".ray_pool",  # --ray: runs on a Ray cluster (the optional 'cluster' extra; ray imported only when made)
+    "RayUnavailable": ".ray_pool",
+    "GroupSpec": ".distributed",  # one run across processes (DDP): fit(cfg, group=GroupSpec(...)) or under torchrun
+    "GroupBroken": ".distributed",
+    "spec_from_environment": ".distributed",
     "DeviceError": ".worker_devices",
     "parse_devices": ".worker_devices",
     "Callback": ".callbacks",

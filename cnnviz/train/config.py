@@ -24,6 +24,7 @@ class Limits:
     max_queued_runs: int = 8  # runs that may wait behind the one training; more are refused with "queue full"
     max_runs_per_user: int = 1  # runs one workspace may have training or waiting (two tabs must not take two places)
     max_pause_seconds: float = 120.0  # a run paused this long while others wait is stopped (its weights saved)
+    max_devices_per_run: int | None = None  # devices one run may train on together (DDP); None: no cap (torchrun)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class TrainConfig:
     arch_kwargs: dict = field(default_factory=dict)
     data_dir: str | None = None
     folder_path: str | None = None  # for dataset "folder"
+    world_size: int = 1  # processes (one device each) that train this run together with DDP; batch_size is their sum
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +90,14 @@ def config_problems(cfg: TrainConfig, limits: Limits = Limits()) -> list[str]:
         p.append(f"epochs must be a whole number from 1 to {limits.max_epochs}, got {cfg.epochs!r}")
     if not _is_int(cfg.batch_size) or not 1 <= cfg.batch_size <= limits.max_batch_size:
         p.append(f"batch size must be a whole number from 1 to {limits.max_batch_size}, got {cfg.batch_size!r}")
+    cap = limits.max_devices_per_run
+    if not _is_int(cfg.world_size) or not 1 <= cfg.world_size <= (cap or cfg.world_size):
+        p.append(f"devices per run must be a whole number from 1 to {cap or 'the number of processes started'}, got "
+                 f"{cfg.world_size!r}" + (" (this server's cap; ask the lecturer for more)" if cap else ""))
+    elif _is_int(cfg.batch_size) and cfg.batch_size >= 1 and cfg.batch_size % cfg.world_size:
+        lower = max(cfg.world_size, cfg.batch_size // cfg.world_size * cfg.world_size)
+        p.append(f"batch size {cfg.batch_size} does not split evenly over {cfg.world_size} devices (each trains an "
+                 f"equal share of every batch); use {lower} or {lower + cfg.world_size}")
     if cfg.subset is not None and (not _is_int(cfg.subset) or cfg.subset < 10):
         p.append(f"subset must be empty (all data) or at least 10 samples, got {cfg.subset!r}")
     if limits.max_subset is not None and (cfg.subset is None or (_is_int(cfg.subset) and cfg.subset > limits.max_subset)):

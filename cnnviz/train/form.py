@@ -16,8 +16,9 @@ from .presets import PRESETS
 CUSTOM = "custom"  # the preset menu's "custom settings": only the form's own values count
 # The TrainConfig settings the form shows; every other setting comes from the chosen preset.
 FORM_FIELDS = ("arch", "dataset", "subset", "epochs", "batch_size", "optimizer", "lr", "schedule", "augment", "device",
-               "seed", "momentum", "weight_decay", "label_smoothing")
-_INTS = frozenset({"subset", "epochs", "batch_size", "seed"})
+               "seed", "momentum", "weight_decay", "label_smoothing", "world_size")
+_INTS = frozenset({"subset", "epochs", "batch_size", "seed", "world_size"})
+_LATER = {"world_size": 1}  # fields added after others called make_config with a dict of values: absent means this
 SLIDER_EPOCHS = 50  # the epochs slider's end when the server sets no cap of its own (plenty for a lecture)
 
 
@@ -31,6 +32,7 @@ def _number(name: str, value: Any) -> Any:
 def make_config(preset: str, values: Mapping[str, Any]) -> TrainConfig:
     """The preset's config (keeping settings the form does not show) with every form field applied."""
     base = PRESETS[preset].config if preset in PRESETS else TrainConfig()
+    values = {**_LATER, **values}
     v = {k: _number(k, values[k]) for k in FORM_FIELDS}
     v["subset"] = v["subset"] or None  # 0 or empty: the whole dataset
     # Options tied to the preset's network (TinyVGG's width, d2l's Xavier init, its input size) only apply to it.
@@ -61,6 +63,14 @@ def app_limits(limits: Limits) -> Limits:
     """What the web app enforces: `limits` with epochs capped at the slider's end, so the slider, Gradio's range check
     and our message all name the same largest number."""
     return replace(limits, max_epochs=max_epochs(limits))
+
+
+def devices_cap(limits: Limits, pool: Any) -> int:
+    """The most devices one run may use here: the server's --max-devices-per-run, at most its workers of one kind
+    (GPUs or CPU workers: a group cannot mix them); 1 for a pool that cannot hand out several at once (Ray)."""
+    gpus = sum(str(d).startswith("cuda") for d in pool.devices)
+    workers = max(gpus, len(pool.devices) - gpus) if hasattr(pool, "acquire_group") else 1
+    return max(1, min(limits.max_devices_per_run or workers, workers))
 
 
 def preset_values(name: str, limits: Limits) -> dict[str, Any]:

@@ -66,6 +66,20 @@ class TrainerProcess:
         """The device as the Train tab shows it."""
         return self.setup.name
 
+    @property
+    def is_cuda(self) -> bool:
+        """Whether it trains on a GPU."""
+        return self.setup.is_cuda
+
+    def local_device(self) -> str:
+        """The device as the engine inside the worker names it (its one visible GPU is cuda:0)."""
+        return self.setup.local_device()
+
+    def kill(self) -> None:
+        """End it now (SIGKILL): a run that does not stop, or a group whose other rank died."""
+        if self.process.pid is not None and self.process.is_alive():
+            self.process.kill()
+
     def start(self) -> None:
         self.process.start()
         self._child.close()  # only the worker holds its end now: its death reads as EOF here
@@ -143,6 +157,7 @@ class WorkerPool:
         self._procs: list[TrainerProcess | None] = [None] * n
         self._state = ["absent"] * n  # absent -> starting -> idle <-> busy; back to absent when one dies
         self._problem: list[str | None] = [None] * n  # why the latest start of a slot failed
+        self._groups_waiting: list[object] = []  # multi-device requests waiting for workers, oldest first
         self._requests: queue.Queue[int | None] = queue.Queue()
         self._supervisor: threading.Thread | None = None
         self.closed = False
@@ -209,24 +224,61 @@ class WorkerPool:
     def acquire(self, cancel: threading.Event, poll: float = 0.1) -> TrainerProcess | None:
         """A ready, idle worker (starting one if none is), or None once `cancel` is set; WorkerUnavailable when every
         worker failed to start."""
+        procs = self._take(cancel, 1, poll)
+        return procs[0] if procs else None
+
+    def acquire_group(self, cancel: threading.Event, count: int, poll: float = 0.1) -> list[TrainerProcess] | None:
+        """`count` ready, idle workers at once, for one run on `count` devices (DDP): it waits until that many are
+        free, and workers freed meanwhile are held for it (a one-device run asking later waits behind it); None once
+        `cancel` is set; WorkerUnavailable when the pool is too small or its workers cannot start."""
+        if count > len(self):
+            raise WorkerUnavailable(f"this run asks for {count} devices but the server has {len(self)} training "
+                                    f"worker{'s' * (len(self) > 1)} ({', '.join(self.devices)}); set 'devices per run' "
+                                    f"to {len(self)} or less (the lecturer adds workers with --devices)")
+        gpus = sum(s.is_cuda for s in self.setups)
+        if count > max(gpus, len(self) - gpus):
+            raise WorkerUnavailable(f"a run on {count} devices needs {count} of one kind (GPUs, or CPU workers), but "
+                                    f"this server has {gpus} GPU and {len(self) - gpus} CPU worker(s); set 'devices "
+                                    f"per run' to {max(gpus, len(self) - gpus)} or less")
+        return self._take(cancel, count, poll)
+
+    def _take(self, cancel: threading.Event, count: int, poll: float) -> list[TrainerProcess] | None:
+        """`count` idle workers, marked busy; the oldest waiting multi-device request goes first."""
+        me = object()
         with self._cond:
-            while not self.closed:
-                for slot, proc in enumerate(self._procs):
-                    if self._state[slot] == "idle" and proc is not None:
-                        if proc.alive():
+            if count > 1:
+                self._groups_waiting.append(me)
+            try:
+                while not self.closed:
+                    idle = []
+                    for slot, proc in enumerate(self._procs):
+                        if self._state[slot] == "idle" and proc is not None:
+                            if proc.alive():
+                                idle.append(slot)
+                            else:
+                                self._procs[slot], self._state[slot] = None, "absent"  # died while idle (or timed out)
+                    first = self._groups_waiting[0] if self._groups_waiting else None
+                    # One kind per group: GPU ranks talk NCCL, CPU ranks gloo, and a group cannot mix the two.
+                    kinds = [[s for s in idle if self.setups[s].is_cuda == cuda] for cuda in (True, False)]
+                    take = idle[:1] if count == 1 else next((k[:count] for k in kinds if len(k) >= count), None)
+                    if take and first in (None, me):
+                        for slot in take:
                             self._state[slot] = "busy"
-                            return proc
-                        self._procs[slot], self._state[slot] = None, "absent"  # died while idle (or timed out)
-                if all(p is not None for p in self._problem):
-                    problems, self._problem = self._problem, [None] * len(self)  # the next Start tries again
-                    raise WorkerUnavailable(f"the training process could not start: {problems[0]}; see the server log")
-                for slot, state in enumerate(self._state):
-                    if state == "absent":
-                        self._request(slot)
-                if cancel.is_set():
-                    return None
-                self._cond.wait(poll)
-        return None
+                        return [self._procs[slot] for slot in take]
+                    if sum(p is not None for p in self._problem) > len(self) - count:
+                        problems, self._problem = [p for p in self._problem if p], [None] * len(self)  # next: try again
+                        raise WorkerUnavailable(f"the training process could not start: {problems[0]}; see the server log")
+                    for slot, state in enumerate(self._state):
+                        if state == "absent":
+                            self._request(slot)
+                    if cancel.is_set():
+                        return None
+                    self._cond.wait(poll)
+                return None
+            finally:
+                if me in self._groups_waiting:
+                    self._groups_waiting.remove(me)
+                    self._cond.notify_all()
 
     def release(self, proc: TrainerProcess, healthy: bool) -> None:
         """A run ended on `proc`: back to idle, or (unhealthy, dead) replaced by a fresh worker for the next run."""

@@ -19,10 +19,13 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Limits, TrainConfig
 from .worker_devices import WorkerSetup, measure_threads
+
+if TYPE_CHECKING:
+    from .distributed import GroupSpec
 
 log = logging.getLogger("cnnviz.train.worker")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -40,6 +43,7 @@ class Job:
     runs_root: Path | None
     progress_every: float
     environment: dict[str, str]  # the server's CNNVIZ_* variables at Start (data and runs folders may be set by them)
+    group: GroupSpec | None = None  # a rank of a multi-device run (DDP): its rank, the world size, the rendezvous
 
     @staticmethod
     def server_environment() -> dict[str, str]:
@@ -136,7 +140,7 @@ def run_job(conn: Connection, job: Job, stop, pause) -> None:
     try:
         job.apply_environment()
         for ev in fit(job.cfg, stop=stop, pause=pause, limits=job.limits, runs_root=job.runs_root,
-                      progress_every=job.progress_every):
+                      progress_every=job.progress_every, group=job.group):
             conn.send(("event", ev))
     except (BrokenPipeError, EOFError, ConnectionResetError):
         raise  # the server is gone: nothing to report to

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import Limits, TrainConfig
+from .distributed import GroupSpec, free_port, is_peer_lost, timeout_seconds
 from .events import END_EVENTS, EpochEnded, Event, Failed, Paused, Progress, Resumed, RunStarted, Stopped
 from .run_curves import RunCurves
 from .run_queue import RunQueue, Ticket
@@ -28,6 +29,11 @@ POLL = 0.05  # seconds between looks at the pipe and at Stop/Pause: well under o
 KILL_AFTER = 30.0  # seconds a stopped run may take to end before its worker is killed (and replaced)
 CRASHED = "the training process stopped unexpectedly: {why}. {kept}Start the run again (a smaller batch size or model " \
           "needs less memory)"
+RANK_CRASHED = "one of this run's {n} training processes stopped unexpectedly: rank {rank}, on {label}: {why}; the " \
+               "others were ended with it and all {n} are being replaced. {kept}Start the run again (with fewer devices " \
+               "per run, a smaller batch size or a smaller model if memory ran out)"
+ONE_DEVICE_ONLY = "runs on a Ray cluster use one device each; set 'devices per run' to 1"
+GROUP_END_WAIT = 30.0  # seconds the other ranks get, after rank 0's last event, to end too
 
 
 class Worker(threading.Thread):
@@ -61,16 +67,23 @@ class Worker(threading.Thread):
             if self.stop.is_set():  # a Stop overtook its Start (TrainSession.request_stop): nothing to load or train
                 self.apply(Stopped(run_id="", epoch=0, step=0, checkpoint=None, message="stopped before it started"))
                 return
-            proc = self.pool.acquire(self.stop) if self.queue.wait_turn(self.ticket, self.stop) else None
-            if proc is None:
+            count = self.cfg.world_size
+            if count > 1 and not hasattr(self.pool, "acquire_group"):  # a Ray cluster: one device per run
+                self.apply(Failed(message=ONE_DEVICE_ONLY))
+                return
+            procs = None
+            if self.queue.wait_turn(self.ticket, self.stop):
+                procs = self.pool.acquire_group(self.stop, count) if count > 1 else [self.pool.acquire(self.stop)]
+            if not procs or procs[0] is None:
                 self.apply(Stopped(run_id="", epoch=0, step=0, checkpoint=None,
                                    message="cancelled while waiting in the training queue"))
                 return
-            healthy = False
+            healthy = [False] * len(procs)
             try:
-                healthy = self.drive(proc)
+                healthy = self.drive_group(procs) if count > 1 else [self.drive(procs[0])]
             finally:
-                self.pool.release(proc, healthy)
+                for proc, ok in zip(procs, healthy):
+                    self.pool.release(proc, ok)
         except WorkerUnavailable as exc:
             self.apply(Failed(message=str(exc)))
         except Exception:  # a bug here must still end the run visibly
@@ -100,18 +113,107 @@ class Worker(threading.Thread):
                 if not proc.alive():
                     return self.crashed(proc.ended())
                 if stopped_at is not None and time.monotonic() - stopped_at > KILL_AFTER:
-                    proc.process.kill()
+                    proc.kill()
                     return self.crashed(f"it did not stop within {KILL_AFTER:.0f} s of the Stop, so it was ended")
                 continue
             kind, ev = message
             if kind == "done":
                 # A failed run may leave a GPU in a bad state (a CUDA error poisons the context): a fresh process next.
-                return not (proc.setup.is_cuda and isinstance(self.end, Failed))
-            if isinstance(ev, RunStarted) and ev.device == proc.setup.local_device():  # its one GPU is cuda:0 there
+                return not (proc.is_cuda and isinstance(self.end, Failed))
+            if isinstance(ev, RunStarted) and ev.device == proc.local_device():  # its one GPU is cuda:0 there
                 ev = replace(ev, device=proc.label)
             self.apply(self.explained(ev))
             if isinstance(ev, Paused):  # a heartbeat twice a second while paused
                 self.check_pause()
+
+    def drive_group(self, procs: list[TrainerProcess]) -> list[bool]:
+        """Run the job on `procs` as one DDP run (rank r on procs[r], a process group over gloo or NCCL meeting on a
+        free port of 127.0.0.1); rank 0's events are the run's. Per process: may it serve the next run?"""
+        n, labels = len(procs), [p.label for p in procs]
+        with self.lock:
+            self.device, self.pid = " + ".join(labels), procs[0].pid
+        port, timeout = free_port(), timeout_seconds()
+        for rank, proc in enumerate(procs):
+            proc.begin(Job(self.cfg, self.limits, self.runs_root, PROGRESS_EVERY, Job.server_environment(),
+                           GroupSpec(rank, n, "127.0.0.1", port, timeout=timeout)))
+        stopped_at: float | None = None
+        held: Failed | None = None
+        while True:
+            for proc in procs:
+                self.copy_controls(proc)
+            if self.stop.is_set() and stopped_at is None:
+                stopped_at = time.monotonic()
+            dead = next((r for r, p in enumerate(procs) if not p.alive()), None)
+            if dead is not None:
+                return self.rank_crashed(procs, dead)
+            try:
+                message = procs[0].conn.recv() if procs[0].conn.poll(POLL) else None
+            except (EOFError, OSError):
+                return self.rank_crashed(procs, 0)
+            if message is None:
+                if stopped_at is not None and time.monotonic() - stopped_at > KILL_AFTER:
+                    for proc in procs:
+                        proc.kill()
+                    self.crashed(f"it did not stop within {KILL_AFTER:.0f} s of the Stop, so its {n} processes were ended")
+                    return [False] * n
+                continue
+            kind, ev = message
+            if kind == "done":
+                return self.group_ended(procs, held)
+            if isinstance(ev, RunStarted):
+                ev = replace(ev, device=f"{' + '.join(labels)} (one run, DDP)")
+            if isinstance(ev, Failed) and is_peer_lost(ev.message):
+                dead = self.lost_rank(procs)  # say which process went, and why, rather than "another process"
+                if dead is not None:
+                    return self.rank_crashed(procs, dead)
+                held = ev  # all alive: another rank failed on its own (e.g. out of GPU memory); its word comes next
+                continue
+            self.apply(self.explained(ev))
+            if isinstance(ev, Paused):
+                self.check_pause()
+
+    def lost_rank(self, procs: list[TrainerProcess], wait: float = 2.0) -> int | None:
+        """The rank (other than 0) that died, waiting up to `wait` s for it to be gone; None if all still run."""
+        deadline = time.monotonic() + wait
+        while True:
+            dead = next((r for r, p in enumerate(procs) if r and not p.alive()), None)
+            if dead is not None or time.monotonic() >= deadline:
+                return dead
+            time.sleep(POLL)
+
+    def rank_crashed(self, procs: list[TrainerProcess], rank: int) -> list[bool]:
+        """End a DDP run one of whose processes died: the others are ended too (they would wait for it until the
+        group's timeout) and every one is replaced."""
+        why = procs[rank].ended()
+        for proc in procs:
+            proc.kill()
+        self.crashed(why, RANK_CRASHED, n=len(procs), rank=rank, label=procs[rank].label)
+        return [False] * len(procs)
+
+    def group_ended(self, procs: list[TrainerProcess], held: Failed | None = None) -> list[bool]:
+        """Rank 0 is done: collect the other ranks' end (their pipes must be empty for their next run). `held`: rank 0's
+        "another process stopped", replaced by that rank's own failure when it sent one."""
+        deadline, done, own = time.monotonic() + GROUP_END_WAIT, [True], None
+        for rank, proc in enumerate(procs[1:], 1):
+            ok = False
+            try:
+                while proc.conn.poll(max(0.0, deadline - time.monotonic())):
+                    kind, ev = proc.conn.recv()
+                    if kind == "done":
+                        ok = True
+                        break
+                    if isinstance(ev, Failed) and not is_peer_lost(ev.message) and own is None:
+                        own = replace(ev, message=f"rank {rank} of {len(procs)}, on {proc.label}: {ev.message}")
+            except (EOFError, OSError):
+                pass
+            if not ok:
+                proc.kill()
+            done.append(ok)
+        if held is not None:
+            self.apply(own or held)
+        # A lost rank leaves a broken group behind, a CUDA error a poisoned context: then fresh processes for all.
+        failed = isinstance(self.end, Failed) and (held is not None or any(p.is_cuda for p in procs))
+        return [ok and not failed for ok in done]
 
     def copy_controls(self, proc: TrainerProcess) -> None:
         """This run's Stop and Pause (threading events, set by the UI) onto the worker's (process-shared) ones."""
@@ -120,14 +222,14 @@ class Worker(threading.Thread):
         if self.pause.is_set() != proc.pause.is_set():
             (proc.pause.set if self.pause.is_set() else proc.pause.clear)()
 
-    def crashed(self, why: str) -> bool:
+    def crashed(self, why: str, template: str = CRASHED, **fields) -> bool:
         """End the run after its process died: what happened, and what was kept (the run folder's epochs so far)."""
         with self.lock:
             started, last = self.started, self.last_epoch
         kept = (f"The curves of the {last.epoch} finished epoch{'s' * (last.epoch > 1)} are kept in its run folder. "
                 if started and last and started.run_dir else "")
         log.error("training process %s of run %s: %s", self.pid, started.run_id if started else "?", why)
-        self.apply(Failed(message=CRASHED.format(why=why, kept=kept), epoch=last.epoch if last else 0,
+        self.apply(Failed(message=template.format(why=why, kept=kept, **fields), epoch=last.epoch if last else 0,
                           step=self.progress.step if self.progress else 0, run_id=started.run_id if started else ""))
         return False
 
@@ -191,4 +293,4 @@ class Worker(threading.Thread):
                 return
 
 
-__all__ = ["KILL_AFTER", "POLL", "PROGRESS_EVERY", "UPDATE_INTERVAL", "Worker"]
+__all__ = ["KILL_AFTER", "ONE_DEVICE_ONLY", "POLL", "PROGRESS_EVERY", "RANK_CRASHED", "UPDATE_INTERVAL", "Worker"]

@@ -84,9 +84,10 @@ def private_upload_folder() -> Path:
     return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
-def build_demo(limits: Limits | None = None, devices: Sequence[str] | None = None) -> gr.Blocks:
+def build_demo(limits: Limits | None = None, devices: Sequence[str] | None = None, trainers=None) -> gr.Blocks:
     """The whole app (not launched): Architecture, Train, Predict and Explain tabs, then the lecture tabs. `devices`: one
-    training process per device, started now (a served app); None: started at the first run (see ui/shared.py)."""
+    training process per device, started now (a served app); None: started at the first run (see ui/shared.py).
+    `trainers`: a pool made already (train.ray_pool.RayPool for `--ray`), used instead of local processes."""
     limits = limits or Limits()
     start_up()  # remove what killed servers left; log the runs and checkpoints that cannot be read (they are left out)
     private_upload_folder()
@@ -94,7 +95,7 @@ def build_demo(limits: Limits | None = None, devices: Sequence[str] | None = Non
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         # Written by more than one tab, so made first and rendered by the tab that shows them.
-        shared = create_shared(limits, devices)
+        shared = create_shared(limits, devices, trainers)
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture_tab.build(shared)

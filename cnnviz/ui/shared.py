@@ -21,13 +21,14 @@ def _first_example() -> str | None:
     return str(first[0]) if first else None
 
 
-def create_shared(limits: Limits, devices: Sequence[str] | None = None) -> Shared:
+def create_shared(limits: Limits, devices: Sequence[str] | None = None, trainers=None) -> Shared:
     """Made inside the Blocks, before the tabs: services are created here (not at import), components with render=False
     so the tab that owns each renders it. `devices` (a served app, `--devices`): one training process per device,
     started now so the first Start pays no torch import; None (a built app, tests): every GPU or one CPU worker,
-    started at the first run."""
+    started at the first run. `trainers`: a pool made by the caller (a Ray cluster's, train.ray_pool) instead."""
     # A lazily started worker quits after IDLE_SECONDS without a run (a test suite builds many apps); a served one stays.
-    trainers = WorkerPool(devices or "auto", warm=devices is not None, idle_timeout=None if devices else IDLE_SECONDS)
+    if trainers is None:
+        trainers = WorkerPool(devices or "auto", warm=devices is not None, idle_timeout=None if devices else IDLE_SECONDS)
     return Shared(limits=limits, trainers=trainers, workspace=gr.State(SessionWorkspace(ModelCache())),
                   predict_checkpoint=checkpoint_dropdown(render=False, elem_id="predict-checkpoint"),
                   explain_checkpoint=checkpoint_dropdown(render=False, elem_id="explain-checkpoint"),

@@ -5,6 +5,7 @@ cnnviz.train.run_view. Handlers take their inputs by name (inputs_kwargs) and re
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,7 @@ from ..train.form import (
     dataset_choices,
     default_preset,
     device_choices,
+    devices_cap,
     max_epochs,
     preset_choices,
     preset_description,
@@ -40,8 +42,8 @@ STOP_WAIT = 30.0  # seconds Stop waits for the run to reach a batch boundary and
 class TrainForm:
     """The settings column: owns its components, fills them from a preset and turns their values into a TrainConfig."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
+    def __init__(self, limits: Limits, devices: int = 1) -> None:
+        self.limits = replace(limits, max_devices_per_run=devices)  # `devices`: what this server's workers allow
         first = default_preset()
         v = preset_values(first, limits)
         self.preset = gr.Dropdown(preset_choices(), value=first, label="Preset", elem_id="train-preset")
@@ -61,6 +63,9 @@ class TrainForm:
         with gr.Row():
             device = gr.Radio(device_choices(), value=v["device"], label="Device")
             seed = SafeNumber(v["seed"], label="Seed", precision=0, minimum=0)
+        # One run on several workers' devices (DDP); shown where the lecturer allows it (--max-devices-per-run).
+        world_size = SafeNumber(v["world_size"], label=f"Devices per run (one run on up to {devices}, with DDP)",
+                                precision=0, minimum=1, maximum=devices, visible=devices > 1)
         augment = gr.Checkbox(v["augment"], label="Augment the training images (shift; flip where it keeps the class)")
         with gr.Accordion("More settings", open=False):
             momentum = SafeNumber(v["momentum"], label="Momentum (SGD)")
@@ -70,7 +75,7 @@ class TrainForm:
         self.fields: dict[str, gr.components.Component] = dict(
             arch=arch, dataset=dataset, subset=subset, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
             schedule=schedule, augment=augment, device=device, seed=seed, momentum=momentum, weight_decay=weight_decay,
-            label_smoothing=label_smoothing)
+            label_smoothing=label_smoothing, world_size=world_size)
         if set(self.fields) != set(FORM_FIELDS):  # the config is made from exactly these names
             raise RuntimeError(f"the Train form's fields {sorted(self.fields)} are not {sorted(FORM_FIELDS)}")
 
@@ -99,7 +104,7 @@ class TrainTab:
         self.session = gr.State(TrainSession(shared.trainers), delete_callback=lambda session: session.close())
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=340):
-                self.form = TrainForm(shared.limits)
+                self.form = TrainForm(shared.limits, devices_cap(shared.limits, shared.trainers))
             with gr.Column(scale=2):
                 self.view = RunView()
         self._wire()

@@ -4,14 +4,21 @@ Two servers start side by side on loopback, each in its own process: a trivial G
 out: the floor any Gradio app pays) and cnnviz (the real build_demo(), queue settings and launch options, fresh
 checkpoints/ runs/ and upload folders). Then, through gradio_client:
 
-- single requests, one after another (medians): trivial, Predict, Explain with the tab's defaults (Grad-CAM, feature
-  maps, filters), Explain with all five other methods; each on a different real Fashion-MNIST test image, so the result
-  cache does not help, and Explain once more on one repeated image (the lecture case: served from the cache);
+- single requests, one after another (medians): trivial, Predict, Explain with the tab's defaults (Grad-CAM and
+  feature maps), Explain with all five other methods; each on a different real Fashion-MNIST test image, so the result
+  cache does not help, and Explain once more on one repeated image (the lecture case: served from the cache). The
+  kinds take turns, one request each per round (the order rotating), so a shared machine's load changes hit them all
+  alike; then the same without downloading the output pictures (download_files=False on both apps);
+- `--browser`: the same click in Chromium, from its request to every output picture decoded (latency_browser.py);
+- `--fetch`: where one output picture's download goes (gradio_client's fresh HTTP client, Gradio's file route, size);
 - a burst of 30 students at once, each 4 calls (half Predict, half Explain with defaults), once with one shared
   image and once with a different image per student, and the trivial app under the same burst (p50 / p95);
-- `--poll 1,10,50`: cnnviz restarted with each queue idle poll, Predict medians and the server's idle CPU.
+- `--poll 1,10,50`: cnnviz restarted with each queue idle poll, Predict medians and the server's idle CPU;
+- `--predict-batch 8`: everything above with /predict under Gradio's batch=True (the experiment; see batch_predict).
 
     python benchmarks/latency.py                      # single requests and the bursts (about 2-4 minutes on 2 cores)
+    python benchmarks/latency.py --no-burst --browser # single requests, also in a real browser
+    python benchmarks/latency.py --fetch              # one picture download, piece by piece
     python benchmarks/latency.py --poll 1,10,50       # the queue poll comparison instead
     python benchmarks/latency.py --stages             # in-process breakdown of one Explain click, per stage
     python benchmarks/latency.py --json --out artifacts/latency.json
@@ -46,6 +53,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 CKPT = "lenet5-fashion-mnist"
 FIVE = ["guided-gradcam", "guided-backprop", "ig", "saliency", "occlusion"]
 STUDENTS, CALLS = 30, 4
+PREDICT_BATCH = 0  # --predict-batch N: serve cnnviz with /predict batched by Gradio (an experiment)
 
 
 # ---------------------------------------------------------------- the two servers (each runs this file with --serve)
@@ -65,14 +73,34 @@ def serve_trivial(port: int) -> None:
     demo.queue(max_size=64).launch(server_port=port, quiet=True)
 
 
-def serve_cnnviz(port: int, poll_ms: float | None) -> None:
-    """cnnviz as `cnnviz serve` starts it (build_demo, configure_queue, launch_options), optionally another poll."""
+def serve_cnnviz(port: int, poll_ms: float | None, predict_batch: int = 0) -> None:
+    """cnnviz as `cnnviz serve` starts it (build_demo, configure_queue, launch_options), optionally another poll or
+    Predict under Gradio's batch=True."""
     import cnnviz.ui as ui
 
     if poll_ms is not None:
         ui.QUEUE_POLL_SECONDS = poll_ms / 1000
-    demo = ui.configure_queue(ui.build_demo(), max_size=64)
+    demo = ui.build_demo()
+    if predict_batch:
+        batch_predict(demo, predict_batch)
+    demo = ui.configure_queue(demo, max_size=64)
     demo.launch(**ui.launch_options(port=port))
+
+
+def batch_predict(demo, size: int) -> None:
+    """The experiment `--predict-batch N`: /predict as a Gradio batch function (batch=True, max_batch_size=N), each
+    queued batch one call that predicts its images in turn (LeNet-5's forward pass is under a millisecond of a
+    request, so one stacked forward would change nothing measurable). Not for the app: in batch mode Gradio runs
+    the whole batch with the first request's session (queueing.py: body.request = events[0].request), so every
+    student's per-session state (their workspace, their own runs) would be the first one's."""
+    fn = next(f for f in demo.fns.values() if f.api_name == "predict")
+    one, outputs = fn.fn, list(fn.outputs)
+
+    def many(**columns):
+        rows = [one(**dict(zip(columns, values, strict=True))) for values in zip(*columns.values(), strict=True)]
+        return [[row[o] for row in rows] for o in outputs]
+
+    fn.fn, fn.batch, fn.max_batch_size = many, True, size
 
 
 @contextmanager
@@ -84,6 +112,8 @@ def server(kind: str, poll_ms: float | None = None) -> Iterator[tuple[str, subpr
         cmd = [sys.executable, __file__, "--serve", kind]
         if poll_ms is not None:
             cmd += ["--poll-ms", str(poll_ms)]
+        if PREDICT_BATCH and kind == "cnnviz":
+            cmd += ["--predict-batch", str(PREDICT_BATCH)]
         with running_server(cmd, env, Path(tmp), kind, cwd=REPO) as served:
             yield served
 
@@ -119,13 +149,25 @@ def call(client, kind: str, png: Path) -> float:
         methods = FIVE if kind == "explain5" else []
         out = client.predict(checkpoint=CKPT, image=handle_file(png), layer="", target="predicted", opacity=0.5,
                              methods=methods, sort="mean", max_maps=64, api_name="/explain")
-        assert "Predicted" in out[0] and (out[6] is not None) == bool(methods), out
+        assert "Predicted" in out[0] and (out[4] is not None) == bool(methods), out
     return time.perf_counter() - t0
 
 
 def median_ms(client, kind: str, images: list[Path], repeat_one: bool = False) -> float:
     call(client, kind, images[-1])  # warm-up (imports, first model load)
     return 1000 * statistics.median(call(client, kind, images[0] if repeat_one else png) for png in images[:-1])
+
+
+def turns_ms(calls: dict[str, Callable[[int], float]], rounds: int) -> dict[str, float]:
+    """Median ms of each call(i) over rounds i = 0..rounds-1, one call of each kind per round in rotating order (each
+    warmed up once first, with i = -1)."""
+    for fn in calls.values():
+        fn(-1)
+    names, out = list(calls), {k: [] for k in calls}
+    for i in range(rounds):
+        for k in names[i % len(names):] + names[:i % len(names)]:
+            out[k].append(calls[k](i))
+    return {k: 1000 * statistics.median(v) for k, v in out.items()}
 
 
 def burst(url: str, kinds: Callable[[int, int], str], images: Callable[[int, int], Path]) -> dict[str, list[float]]:
@@ -173,39 +215,53 @@ def cpu_seconds(pid: int) -> float:
 # ---------------------------------------------------------------- the three reports
 
 
-def latency_report(n: int, bursts: bool = True) -> dict:
+def single_ms(t_url: str, c_url: str, images: list[Path], n: int, fetched: bool, first: int) -> dict[str, float]:
+    """Single-request medians, the kinds taking turns; Explain on images[first:first + n]. Without `fetched`, only the
+    trivial app and Explain: gradio_client downloads each output picture with a new HTTP client, one after another
+    (Explain's defaults return two, the trivial app one), so without the downloads is what the servers cost."""
     from gradio_client import Client
 
-    res: dict = {}
+    trivial, app = (Client(u, verbose=False, download_files=fetched) for u in (t_url, c_url))
+    calls = {"trivial": lambda i: call(trivial, "trivial", images[i]),
+             "explain": lambda i: call(app, "explain", images[first + i if i >= 0 else i])}
+    if fetched:
+        calls.update({"predict": lambda i: call(app, "predict", images[i]),
+                      "explain_cached": lambda i: call(app, "explain", images[2 * n]),
+                      "explain_all_methods": lambda i: call(app, "explain5", images[n + i if i >= 0 else i])})
+    try:
+        return turns_ms(calls, n)
+    finally:
+        trivial.close()
+        app.close()
+
+
+def latency_report(n: int, bursts: bool = True, browser: bool = False) -> dict:
+    res: dict = {"load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp, server("trivial") as (t_url, _), server("cnnviz") as (c_url, _):
-        images = test_images(Path(tmp), max(n + 1, STUDENTS))
-        trivial, app = Client(t_url, verbose=False), Client(c_url, verbose=False)
-        floor = median_ms(trivial, "trivial", images[:n + 1])
-        single = {"predict": median_ms(app, "predict", images[:n + 1]),
-                  "explain": median_ms(app, "explain", images[:n + 1]),
-                  "explain_cached": median_ms(app, "explain", images[:n + 1], repeat_one=True),
-                  "explain_all_methods": median_ms(app, "explain5", images[:max(4, n // 3) + 1])}
-        res["single_ms"] = {"trivial": floor, **single}
-        res["single_ratio"] = {k: v / floor for k, v in single.items()}
-        trivial.close()
-        app.close()
-        # gradio_client fetches every output file with a fresh HTTP connection, one after another (Explain has three
-        # or four pictures, the trivial app one): the same calls without the downloads give the server's share.
-        trivial, app = Client(t_url, verbose=False, download_files=False), Client(c_url, verbose=False,
-                                                                                  download_files=False)
-        bare = median_ms(trivial, "trivial", images[:n + 1])
-        res["single_no_download_ms"] = {"trivial": bare, "explain": median_ms(app, "explain", images[:n + 1])}
-        res["single_no_download_ratio"] = {"explain": res["single_no_download_ms"]["explain"] / bare}
-        trivial.close()
-        app.close()
+        # Distinct images, so that no measurement is served another's cached result: Explain's images 0..n-1 (then
+        # 2n+1..3n without downloads, 3n+1..4n in the browser), all five methods' n..2n-1, the repeated one 2n, the
+        # bursts' from 4n+1 on, the warm-ups' the last.
+        images = test_images(Path(tmp), 4 * n + 2 + STUDENTS)
+        fresh = images[4 * n + 1:]
+        for fetched, first in ((True, 0), (False, 2 * n + 1)):
+            key = "single" if fetched else "single_no_download"
+            ms = single_ms(t_url, c_url, images, n, fetched, first)
+            floor = ms.pop("trivial")
+            res[f"{key}_ms"] = {"trivial": floor, **ms}
+            res[f"{key}_ratio"] = {k: v / floor for k, v in ms.items()}
+        if browser:
+            from latency_browser import browser_report
+
+            res.update(browser_report(t_url, c_url, [*images[3 * n + 1:4 * n + 1], images[-1]], n))
+        res["load_average_after_single"] = os.getloadavg()
         if not bursts:
             return res
         half = (lambda i, j: "predict" if (i + j) % 2 else "explain")
-        t_burst = burst(t_url, lambda i, j: "trivial", lambda i, j: images[i])
+        t_burst = burst(t_url, lambda i, j: "trivial", lambda i, j: fresh[i])
         res["burst_trivial_errors"] = t_burst.pop("errors", [])
         t95 = pct(t_burst["trivial"], 0.95)
         res["burst_trivial_ms"] = {"p50": pct(t_burst["trivial"], 0.5), "p95": t95}
-        for name, pick in (("shared_image", lambda i, j: images[0]), ("different_images", lambda i, j: images[i])):
+        for name, pick in (("shared_image", lambda i, j: fresh[0]), ("different_images", lambda i, j: fresh[i])):
             b = burst(c_url, half, pick)
             res[f"burst_{name}_errors"] = b.pop("errors", [])
             res[f"burst_{name}_ms"] = {k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in b.items()}
@@ -319,22 +375,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measured per poll")
     p.add_argument("--stages", action="store_true", help="in-process breakdown of one Explain click")
     p.add_argument("--no-burst", action="store_true", help="single requests only")
+    p.add_argument("--browser", action="store_true", help="also time Explain and the trivial app in Chromium")
+    p.add_argument("--fetch", action="store_true", help="where one output picture's download goes")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", type=Path)
     p.add_argument("--serve", choices=["trivial", "cnnviz"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--poll-ms", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--predict-batch", type=int, default=0, metavar="N",
+                   help="experiment: /predict with Gradio's batch=True, max_batch_size=N")
     a = p.parse_args(argv)
     if a.serve == "trivial":
         return serve_trivial(a.port)
     if a.serve == "cnnviz":
-        return serve_cnnviz(a.port, a.poll_ms)
+        return serve_cnnviz(a.port, a.poll_ms, a.predict_batch)
+    global PREDICT_BATCH
+    PREDICT_BATCH = a.predict_batch
     if a.stages:
         res = stages_report(a.runs)
+    elif a.fetch:
+        from latency_fetch import fetch_report
+
+        res = fetch_report(server, test_images, a.runs)
     elif a.poll:
         res = {"poll": poll_report([float(v) for v in a.poll.split(",")], a.runs, a.idle)}
     else:
-        res = latency_report(a.runs, bursts=not a.no_burst)
+        res = latency_report(a.runs, bursts=not a.no_burst, browser=a.browser)
     text = res.pop("text", None)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -111,3 +111,16 @@ def test_grad_cam_beside_a_layer_summary_of_the_same_model(loaded, bag):
     for t in threads:
         t.join(120)
     assert errors == []
+
+
+def test_the_filters_picture_is_drawn_once_per_checkpoint_and_layer(loaded):
+    from cnnviz.render.explain_pictures import cached_filter_view, filter_view
+
+    explainer = CachedExplainer()
+    picture, caption = cached_filter_view(explainer, loaded, "features.3")
+    again, _ = cached_filter_view(explainer, loaded, "features.3")
+    assert again is picture  # the same object: neither drawn nor (by the web server) encoded again
+    assert np.array_equal(np.asarray(picture), np.asarray(filter_view(loaded.model, "features.3")[0]))
+    assert caption.startswith("`features.3`: 16 filters of 5×5")
+    first, first_caption = cached_filter_view(explainer, loaded, "features.0")
+    assert first is not picture and first_caption.startswith("`features.0`: 6 filters")

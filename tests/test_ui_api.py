@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIGITS = REPO / "cnnviz" / "shipped" / "checkpoints" / "lenet5-digits.pt"
 CKPT = "lenet5-digits"
 PUBLIC = ["/architecture", "/train", "/pause", "/stop", "/clear_curves", "/share_run", "/predict", "/predict_drawing",
-          "/random_example", "/explain", "/feature_maps"]
+          "/random_example", "/explain", "/feature_maps", "/filters"]
 # /train outputs as the API returns them (buttons are not part of the API)
 STATUS, LOSS, ACC, LEGEND, RESULT, CONFUSION, PER_CLASS, DOWNLOAD, CHECKPOINT = range(9)
 TRAIN = dict(preset="demo-digits", arch="lenet5", dataset="digits", subset=0, epochs=4, batch_size=64, optimizer="adam",
@@ -142,15 +142,19 @@ def test_predict_a_drawing_inverts_it_like_mnist(client, tmp_path):
     assert centre > 128  # the network sees a white stroke on black
 
 
-def test_explain_returns_overlay_maps_filters_and_methods(client, tmp_path):
+def test_explain_returns_overlay_maps_and_methods_and_filters_on_request(client, tmp_path):
     out = client.predict(checkpoint=CKPT, image=handle_file(digit_png(tmp_path, "7")), layer="", target="predicted",
                          opacity=0.5, methods=["saliency", "ig"], sort="mean", max_maps=64, api_name="/explain")
-    summary, cam, fmaps, fm_caption, filters, filters_caption, methods, layer_menu, target_menu = out
+    summary, cam, fmaps, fm_caption, methods, layer_menu, target_menu = out  # no filters: they have their own call
     assert "Predicted **7**" in summary
     assert Image.open(cam).size == (224, 224)  # the 16 px input, upscaled 14x like the model view
     assert Image.open(fmaps).size[0] > 50 and "16 of 16 channels" in fm_caption
-    assert Image.open(filters).size[0] > 50 and "filters of 5×5" in filters_caption
     assert Image.open(methods).size[0] > 2 * Image.open(methods).size[1]  # input + 2 methods side by side
+    filters, filters_caption = client.predict(checkpoint=CKPT, layer="", api_name="/filters")  # the panel, opened
+    assert Image.open(filters).size[0] > 50 and filters_caption.startswith("`features.3`: 16 filters of 5×5")
+    first, first_caption = client.predict(checkpoint=CKPT, layer="features.1", api_name="/filters")
+    assert first_caption.startswith("`features.0` (the convolution feeding `features.1`): 6 filters of 5×5")
+    assert Image.open(first).size != Image.open(filters).size
     assert layer_menu["value"] == "features.3" and any(v == "features.0" for _, v in layer_menu["choices"])
     assert [v for _, v in target_menu["choices"]][:2] == ["predicted", "0"]
     stronger = client.predict(0.9, api_name="/overlay")  # the slider re-blends the session's last Grad-CAM

@@ -133,6 +133,36 @@ def test_explain_shows_the_overlay(browser_page):
     shot(page, "explain")
 
 
+def test_the_filters_come_when_their_panel_opens_and_follow_the_layer(browser_page):
+    page, expect, *_ = browser_page
+    page.get_by_role("tab", name="Explain", exact=True).click()
+    expect(page.locator("#explain-cam img")).to_be_visible()
+    filters, caption = page.locator("#explain-filters img"), page.locator("#explain-filters-caption")
+    expect(filters).to_have_count(0)  # closed: no filters picture was made or sent
+    page.locator("#explain-filters-panel").get_by_text("Filters:").click()
+    expect(filters).to_be_visible()
+    expect(caption).to_contain_text("features.3")  # LeNet-5's Grad-CAM layer, the one the Layer menu shows
+    before = filters.get_attribute("src")
+    choose(page, "#explain-layer", "features.0 ")  # another layer while the panel is open: its filters follow
+    expect(caption).to_contain_text("features.0: 6 filters")
+    expect(filters).not_to_have_attribute("src", before)
+    expect(page.locator("#explain-summary")).to_contain_text("at layer features.0")
+    page.locator("#explain-filters-panel").get_by_text("Filters:").click()  # closed again for the tests below
+
+
+def test_the_image_chosen_in_predict_goes_to_compare_and_the_sanity_check(browser_page):
+    page, expect, *_ = browser_page
+    page.get_by_role("tab", name="Predict", exact=True).click()
+    chosen = page.locator("#predict-image img").first
+    before = chosen.get_attribute("src")
+    page.locator("#predict-examples img").nth(1).click()  # another example than the one shown
+    expect(chosen).not_to_have_attribute("src", before)
+    src = chosen.get_attribute("src")
+    for tab, image in (("Compare", "#compare-image img"), ("Is this explanation real?", "#sanity-image img")):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        expect(page.locator(image).first).to_have_attribute("src", src)  # the very same picture, no upload
+
+
 def menu_options(page, selector: str) -> list[str]:
     """The option texts of the dropdown at `selector` (opened, read, closed)."""
     page.locator(f"{selector} input").first.click()

@@ -3,6 +3,7 @@ from the cache, defaults that need no input, tabs that open with a result. No ti
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from test_ui_api import digit_png, running_app  # noqa: E402  (pytest puts tests
 
 import cnnviz.explain.attributions as attributions_mod  # noqa: E402
 import cnnviz.explain.cache as cache_mod  # noqa: E402
+import cnnviz.render.explain_pictures as pictures_mod  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 CKPT = "lenet5-digits"
@@ -25,7 +27,8 @@ class Calls:
 
     def __init__(self, monkeypatch):
         self.names: list[str] = []
-        for mod, name in ((cache_mod, "grad_cam"), (cache_mod, "feature_maps"), (attributions_mod, "attribute")):
+        for mod, name in ((cache_mod, "grad_cam"), (cache_mod, "feature_maps"), (attributions_mod, "attribute"),
+                          (pictures_mod, "filter_view")):
             real = getattr(mod, name)
             monkeypatch.setattr(mod, name, self._counting(name, real))
 
@@ -48,11 +51,22 @@ def test_explain_answers_with_grad_cam_and_no_other_method_unless_asked(app, tmp
     _, client = app
     calls = Calls(monkeypatch)
     png = handle_file(digit_png(tmp_path, "4"))
-    summary, cam, fmaps, _, filters, _, methods, *_ = client.predict(checkpoint=CKPT, image=png, methods=[], **EXPLAIN,
-                                                                     api_name="/explain")
-    assert "Predicted **4**" in summary and Image.open(cam).size == (224, 224) and fmaps and filters
+    out = client.predict(checkpoint=CKPT, image=png, methods=[], **EXPLAIN, api_name="/explain")
+    summary, cam, fmaps, _, methods, *_ = out
+    assert "Predicted **4**" in summary and Image.open(cam).size == (224, 224) and Image.open(fmaps).size[0] > 50
     assert methods is None and not any(n.startswith("attribute") for n in calls.names)
     assert calls.names.count("grad_cam") == 1
+    # Two pictures, no filters: they are drawn only when their panel is opened (/filters)
+    assert sum(isinstance(v, str) and v.endswith(".png") for v in out) == 2 and "filter_view" not in calls.names
+
+
+def test_opening_the_filters_again_costs_nothing(app, monkeypatch):
+    _, client = app
+    calls = Calls(monkeypatch)
+    first, caption = client.predict(checkpoint=CKPT, layer="features.0", api_name="/filters")
+    again, caption_again = client.predict(checkpoint=CKPT, layer="features.0", api_name="/filters")
+    assert calls.names == ["filter_view"] and caption_again == caption  # drawn once, then served from the cache
+    assert Path(again).read_bytes() == Path(first).read_bytes()
 
 
 def test_a_repeated_question_is_served_without_model_work(app, tmp_path, monkeypatch):
@@ -68,8 +82,24 @@ def test_a_repeated_question_is_served_without_model_work(app, tmp_path, monkeyp
         other.close()
     assert calls.names == []  # no Grad-CAM, no feature maps, no attribution: all from the cache
     assert again[0] == first[0]
-    for i in (1, 2, 4, 6):  # the same pictures, byte for byte
+    for i in (1, 2, 4):  # the same pictures (Grad-CAM, feature maps, methods), byte for byte
         assert open(again[i], "rb").read() == open(first[i], "rb").read()
+
+
+def test_the_menus_choices_are_sent_only_when_the_model_changes(app, tmp_path):
+    student = Client(app[0], verbose=False)
+    try:
+        first = student.predict(checkpoint=CKPT, image=handle_file(digit_png(tmp_path, "1")), api_name="/explain")
+        again = student.predict(checkpoint=CKPT, image=handle_file(digit_png(tmp_path, "8")), api_name="/explain")
+        other = student.predict(checkpoint="lenet5-fashion-mnist", image=handle_file(digit_png(tmp_path, "8")),
+                                api_name="/explain")
+    finally:
+        student.close()
+    layer, target = first[-2:]
+    assert layer["value"] == "features.3" and len(layer["choices"]) > 5 and len(target["choices"]) == 11
+    assert [{k: v for k, v in m.items() if k != "__type__"} for m in again[-2:]] == [{"value": "features.3"},
+                                                                                  {"value": "predicted"}]
+    assert [v for _, v in other[-1]["choices"]][1:3] == ["0", "1"] and "T-shirt" in other[-1]["choices"][1][0]
 
 
 def test_ticking_a_method_computes_only_that_method(app, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import PIL.ImageDraw
 import torch
 import torch.nn as nn
 
+from ..explain.cache import model_key
 from ..explain.choices import nearest_conv
 from ..explain.layers import ExplainError
 from ..explain.maps import FeatureMaps, feature_maps, filters
@@ -115,13 +116,12 @@ def filter_view(model: nn.Module, layer: str) -> tuple[PIL.Image.Image | None, s
 
 @dataclass(frozen=True)
 class ExplainPictures:
-    """What the Explain tab shows first: the Grad-CAM overlay, one layer's feature maps and filters, with captions."""
+    """What the Explain tab shows first: the Grad-CAM overlay and one layer's feature maps, with their caption (the
+    filters wait until their panel is opened: cached_filter_view)."""
 
     cam: PIL.Image.Image
     fmaps: PIL.Image.Image
     fm_caption: str
-    filters: PIL.Image.Image | None
-    filters_caption: str
 
 
 def explain_pictures(explainer: CachedExplainer, loaded: LoadedModel, exp: Explanation, inp: CachedInput,
@@ -131,8 +131,13 @@ def explain_pictures(explainer: CachedExplainer, loaded: LoadedModel, exp: Expla
     key, layer = inp.key, exp.layer
     cam = explainer.memo((*key, layer, exp.target, ("overlay", float(opacity))), lambda: cam_overlay(exp, opacity))
     fm, fm_caption = cached_feature_map_view(explainer, loaded, inp, layer, sort, max_maps)
-    flt, flt_caption = explainer.memo((key[0], None, layer, None, "filter_view"), lambda: filter_view(loaded.model, layer))
-    return ExplainPictures(cam, fm, fm_caption, flt, flt_caption)
+    return ExplainPictures(cam, fm, fm_caption)
+
+
+def cached_filter_view(explainer: CachedExplainer, loaded: LoadedModel, layer: str) -> tuple[PIL.Image.Image | None, str]:
+    """filter_view through the cache: the kernels depend on the checkpoint and layer only, not on the image, so a
+    panel opened again (or by another student) is the same picture object, neither drawn nor encoded again."""
+    return explainer.memo((model_key(loaded), None, layer, None, "filter_view"), lambda: filter_view(loaded.model, layer))
 
 
 def cached_feature_map_view(explainer: CachedExplainer, loaded: LoadedModel, inp: CachedInput, layer: str,
@@ -153,5 +158,5 @@ def cached_methods_picture(explainer: CachedExplainer, exp: Explanation, inp: Ca
     return explainer.memo(key, lambda: methods_strip(exp, opacity)) if exp.attributions else None
 
 
-__all__ = ["SORT_LABELS", "ExplainPictures", "cached_feature_map_view", "cached_methods_picture", "cam_overlay",
-           "explain_pictures", "explanation_png", "feature_map_view", "filter_view", "methods_picture", "methods_strip"]
+__all__ = ["SORT_LABELS", "ExplainPictures", "cached_feature_map_view", "cached_filter_view", "cached_methods_picture",
+           "cam_overlay", "explain_pictures", "explanation_png", "feature_map_view", "filter_view", "methods_picture", "methods_strip"]

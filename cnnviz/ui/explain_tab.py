@@ -1,14 +1,14 @@
 """Explain tab: one layer's feature maps and filters, Grad-CAM with an opacity slider, other attributions on request.
 
-Responsiveness (issue 16): a click answers with Grad-CAM, the feature maps and the filters first; the other
-attribution methods (Occlusion and Integrated Gradients are the slow ones) are computed only when the student ticks
-them, as a second streamed step. Every result goes through one bounded cache (cnnviz.explain.cache), so a room full of
-students explaining the same example costs one model call, and opening the tab again repeats nothing.
+Responsiveness (issue 16): a click answers with Grad-CAM and the feature maps, in one plain answer (not a stream:
+gradio_client fetches a streamed answer's pictures twice, once per message). What the student asked for besides comes
+in a chained second step: the ticked attribution methods (Occlusion and Integrated Gradients are the slow ones) and,
+only while their panel is open, the filters. Every result goes through one bounded cache (cnnviz.explain.cache), so a
+room full of students explaining the same example costs one model call, and opening the tab again repeats nothing.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import gradio as gr
 import PIL.Image
@@ -18,7 +18,7 @@ from ..explain.cache import CachedExplainer, CachedInput
 from ..explain.choices import PREDICTED, layer_choices, resolve_target, target_choices
 from ..explain.layers import default_layer
 from ..explain.pipeline import Explanation
-from ..render.explain_pictures import cached_feature_map_view, cached_methods_picture, explain_pictures
+from ..render.explain_pictures import cached_feature_map_view, cached_filter_view, cached_methods_picture, explain_pictures
 from ..render.pictures import overlay
 from ..store.checkpoints import LoadedModel
 from .common import SessionWorkspace, Shared, guarded, load_model, note
@@ -46,6 +46,7 @@ class ExplainTab:
         first = self._first_open()  # the tab opens with its image already explained (no empty panels, no request)
         self.cam_state = gr.State(first.get("cam_state"))  # (model view, heat map) of the last Grad-CAM
         self.shown = gr.State(first.get("shown"))  # what the panels show: opening the tab again repeats nothing
+        self.filters_shown = gr.State(None)  # None: the filters panel is closed; else the (checkpoint, layer) it shows
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 self._inputs(first)
@@ -60,13 +61,18 @@ class ExplainTab:
         self.image.render()
         # No initial value: an API call without a layer gets its architecture's default layer.
         self.layer = gr.Dropdown(first.get("layers", []), value=None, label="Layer", allow_custom_value=True,
-                                 info="convolutions, activations, pooling, blocks (empty: the usual Grad-CAM layer)")
+                                 info="convolutions, activations, pooling, blocks (empty: the usual Grad-CAM layer)",
+                                 elem_id="explain-layer")
         self.target = gr.Dropdown(first.get("targets", [("the predicted class", PREDICTED)]), value=PREDICTED,
                                   label="Target class", allow_custom_value=True)
         self.methods = gr.CheckboxGroup([(TITLES[m], m) for m in OTHER_METHODS], value=[],
                                         label="Compare with other attribution methods",
                                         info="each is computed when you tick it; Occlusion and Integrated Gradients "
                                              "take longest")
+        # The API's `methods`: an API call gets them in the same answer; the page never fills this (its ticked
+        # methods come as a second step, so a click never waits for them).
+        self.api_methods = gr.CheckboxGroup([(TITLES[m], m) for m in OTHER_METHODS], value=[], visible=False,
+                                            label="Other attribution methods")
         self.go = gr.Button("Explain", variant="primary", elem_id="explain-go")
 
     def _outputs(self, first: dict) -> None:
@@ -86,32 +92,51 @@ class ExplainTab:
                 self.fm_caption = gr.Markdown(first.get("fm_caption"), label="About the feature maps")
         self.methods_img = gr.Image(label="Attribution methods side by side (tick them on the left)", format="png",
                                     interactive=False, elem_id="explain-methods")
-        self.filters = gr.Image(first.get("filters"), label="Filters", format="png", interactive=False,
-                                elem_classes=["pixelated"], height=260, elem_id="explain-filters")
-        self.filters_caption = gr.Markdown(first.get("filters_caption"), label="About the filters")
+        # Closed at first: its picture is made and sent only once the student opens it (and while it stays open).
+        with gr.Accordion("Filters: the learned kernels of this layer's convolution", open=False,
+                          elem_id="explain-filters-panel") as self.filters_panel:
+            self.filters = gr.Image(label="Filters", format="png", interactive=False, elem_classes=["pixelated"],
+                                    height=260, elem_id="explain-filters")
+            self.filters_caption = gr.Markdown(label="About the filters", elem_id="explain-filters-caption")
 
     def _wire(self) -> None:
         ws = self.shared.workspace
         # The API's parameter order is this dict's order (gradio_client callers pass them positionally too).
         ins = {"checkpoint": self.checkpoint, "image": self.image, "layer": self.layer, "target": self.target,
-               "opacity": self.opacity, "methods": self.methods, "sort": self.sort, "max_maps": self.max_maps, "ws": ws}
-        outs = [self.summary, self.cam, self.fmaps, self.fm_caption, self.filters, self.filters_caption, self.methods_img,
-                self.layer, self.target, self.cam_state, self.shown]
-        common = dict(concurrency_id="explain", concurrency_limit=2, trigger_mode="always_last")
+               "opacity": self.opacity, "methods": self.api_methods, "sort": self.sort, "max_maps": self.max_maps,
+               "ws": ws, "shown": self.shown}
+        outs = [self.summary, self.cam, self.fmaps, self.fm_caption, self.methods_img, self.layer, self.target,
+                self.cam_state, self.shown]
+        common = dict(concurrency_id="explain", concurrency_limit=2, trigger_mode="always_last",
+                      show_progress="minimal")  # no overlay and ticking timer on every output: less for the browser to draw
+        # The second step: what else the student asked for (ticked methods, the open filters panel), once the first
+        # answer is on screen; with neither, it answers at once with nothing.
+        more_ins = {**{k: ins[k] for k in ("checkpoint", "image", "layer", "target", "opacity")},
+                    "methods": self.methods, "filters_shown": self.filters_shown, "ws": ws}
+        more_outs = [self.methods_img, self.filters, self.filters_caption, self.filters_shown]
+        more = dict(fn=self.follow_up, inputs_kwargs=more_ins, outputs=more_outs, api_visibility="private",
+                    concurrency_id="explain-more", concurrency_limit=2, trigger_mode="always_last", show_progress="minimal")
         gr.on([self.go.click, self.layer.input, self.target.input, self.image.upload], self.explain,
-              inputs_kwargs=ins, outputs=outs, api_name="explain", **common)
+              inputs_kwargs=ins, outputs=outs, api_name="explain", **common).then(**more)
         # Opening the tab explains a newly carried image with Grad-CAM only (cached), and repeats nothing shown already.
-        self.tab.select(self.explain_on_open, inputs_kwargs={**{k: v for k, v in ins.items() if k != "methods"},
-                                                             "shown": self.shown},
+        self.tab.select(self.explain_on_open, inputs_kwargs={k: v for k, v in ins.items() if k != "methods"},
                         outputs=outs, api_visibility="private", **common)
         gr.on([self.checkpoint.input], self.explain_new_model, inputs_kwargs=ins, outputs=outs,
-              api_visibility="private", **common)
-        self.methods.input(self.attributions, inputs_kwargs={k: ins[k] for k in ("checkpoint", "image", "layer", "target",
-                                                                                 "opacity", "methods", "ws")},
+              api_visibility="private", **common).then(**more)
+        self.methods.input(self.attributions, inputs_kwargs={**{k: ins[k] for k in ("checkpoint", "image", "layer",
+                                                                                    "target", "opacity")},
+                                                             "methods": self.methods, "ws": ws},
                            outputs=self.methods_img, api_name="attributions", **common)
         self.checkpoint.change(self.layers, inputs_kwargs={"checkpoint": self.checkpoint, "ws": ws},
                                outputs=[self.layer, self.target], api_name="layers", api_visibility="undocumented",
-                               **common)
+                               **common).then(**{**more, "fn": self.refresh_filters,
+                                                 "inputs_kwargs": {k: more_ins[k] for k in ("checkpoint", "layer",
+                                                                                            "filters_shown", "ws")},
+                                                 "outputs": more_outs[1:]})
+        filters_ins = {"checkpoint": self.checkpoint, "layer": self.layer, "ws": ws}
+        self.filters_panel.expand(self.show_filters, inputs_kwargs=filters_ins, outputs=more_outs[1:],
+                                  api_name="filters", **common)
+        self.filters_panel.collapse(lambda: None, outputs=self.filters_shown, api_visibility="private", queue=False)
         gr.on([self.sort.input, self.max_maps.release], self.feature_maps,
               inputs_kwargs={k: ins[k] for k in ("checkpoint", "image", "layer", "sort", "max_maps", "ws")},
               outputs=[self.fmaps, self.fm_caption], api_name="feature_maps", **common)
@@ -121,7 +146,7 @@ class ExplainTab:
                               api_visibility="private", queue=False)
 
     def _first_open(self) -> dict:
-        """Grad-CAM, feature maps and filters of the image the tab opens with, under the default checkpoint."""
+        """Grad-CAM and feature maps of the image the tab opens with, under the default checkpoint."""
         name, image = self.shared.explain_checkpoint.value, self.shared.explain_image.value
         path = image.get("path") if isinstance(image, dict) else None
         if not name or not path:
@@ -134,15 +159,22 @@ class ExplainTab:
             log.warning("no first-open explanation with %s", name, exc_info=True)
             return {}
         return {"summary": exp.markdown, "cam": pics.cam, "fmaps": pics.fmaps, "fm_caption": pics.fm_caption,
-                "filters": pics.filters, "filters_caption": pics.filters_caption, "layers": layer_choices(loaded),
-                "targets": target_choices(loaded.meta.class_names), "cam_state": (exp.view, exp.cam.upsampled),
-                "shown": self._shown_key(name, inp, exp.layer, None)}
+                "layers": layer_choices(loaded), "targets": target_choices(loaded.meta.class_names),
+                "cam_state": (exp.view, exp.cam.upsampled), "shown": self._shown_key(name, inp, exp.layer, None)}
 
-    def menus(self, loaded: LoadedModel, layer: str | None, target: str) -> dict:
-        """Layer and target menu updates for a model, with the given selections."""
+    def menus(self, loaded: LoadedModel, layer: str | None, target: str, same_model: bool = False) -> dict:
+        """Layer and target menu updates for a model, with the given selections (only those when the menus already
+        list this model's layers and classes: an ImageNet network's 1001 targets are not sent, nor redrawn, per click)."""
         layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        if same_model:
+            return {self.layer: gr.Dropdown(value=layer), self.target: gr.Dropdown(value=target)}
         return {self.layer: gr.Dropdown(choices=layer_choices(loaded), value=layer),
                 self.target: gr.Dropdown(choices=target_choices(loaded.meta.class_names), value=target)}
+
+    @staticmethod
+    def _same_model(shown: tuple | None, checkpoint: str, inp: CachedInput) -> bool:
+        """The panels' last explanation was made with this very checkpoint (name and file)."""
+        return bool(shown) and shown[0] == checkpoint and shown[1][0] == inp.key[0]
 
     @staticmethod
     def _shown_key(checkpoint: str, inp: CachedInput, layer: str, target: int | None) -> tuple:
@@ -154,13 +186,14 @@ class ExplainTab:
         return self.menus(load_model(checkpoint, ws), None, PREDICTED)
 
     def _first_step(self, checkpoint: str, loaded: LoadedModel, image: PIL.Image.Image, layer: str, t: int | None,
-                    opacity: float, sort: str | None, max_maps: float | None) -> tuple[dict, Explanation, CachedInput]:
-        """Grad-CAM overlay, feature maps and filters (no other method): what every click answers with at once."""
+                    opacity: float, sort: str | None, max_maps: float | None,
+                    shown: tuple | None) -> tuple[dict, Explanation, CachedInput]:
+        """Grad-CAM overlay and feature maps (no other method): what every click answers with at once. `shown`: the
+        panels' last explanation (its checkpoint's menus are on screen already)."""
         exp, inp = self.explainer.explain(loaded, image, layer, t)
         pics = explain_pictures(self.explainer, loaded, exp, inp, opacity, sort, max_maps)
         shown = {self.summary: exp.markdown, self.cam: pics.cam, self.fmaps: pics.fmaps, self.fm_caption: pics.fm_caption,
-                 self.filters: pics.filters, self.filters_caption: pics.filters_caption,
-                 **self.menus(loaded, layer, PREDICTED if t is None else str(t)),
+                 **self.menus(loaded, layer, PREDICTED if t is None else str(t), self._same_model(shown, checkpoint, inp)),
                  self.cam_state: (exp.view, exp.cam.upsampled), self.shown: self._shown_key(checkpoint, inp, layer, t)}
         return shown, exp, inp
 
@@ -175,26 +208,24 @@ class ExplainTab:
     @guarded
     def explain(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None = None,
                 target: str | None = None, opacity: float = 0.5, methods: list[str] | None = None,
-                sort: str | None = "mean", max_maps: float | None = 64, ws: SessionWorkspace) -> Iterator[dict]:
-        """Grad-CAM overlay, feature maps and filters for one image and layer at once; then, if any were asked for,
-        the other attribution methods side by side (a second streamed step)."""
+                sort: str | None = "mean", max_maps: float | None = 64, ws: SessionWorkspace,
+                shown: tuple | None = None) -> dict:
+        """Grad-CAM overlay and feature maps for one image and layer, and the other attribution methods side by side
+        when any are asked for, in one answer. (The page asks for its ticked methods in a second step.)"""
         loaded = load_model(checkpoint, ws)
         layer = layer or default_layer(loaded.model, loaded.meta.arch)
         t = resolve_target(target, loaded.meta.class_names)  # a bad target is refused even before an image is given
         if image is None:
-            yield {self.summary: EMPTY, self.cam: None, self.fmaps: None, self.fm_caption: "", self.filters: None,
-                   self.filters_caption: "", self.methods_img: None,
-                   **self.menus(loaded, layer, PREDICTED if t is None else str(t)), self.cam_state: None,
-                   self.shown: None}
-            return
-        shown, *_ = self._first_step(checkpoint, loaded, image, layer, t, opacity, sort, max_maps)
-        yield {**shown, self.methods_img: None}
-        if methods:
-            yield {**shown, self.methods_img: self._methods_picture(loaded, image, layer, t, methods, opacity)}
+            return {self.summary: EMPTY, self.cam: None, self.fmaps: None, self.fm_caption: "", self.methods_img: None,
+                    **self.menus(loaded, layer, PREDICTED if t is None else str(t)), self.cam_state: None,
+                    self.shown: None}
+        first, *_ = self._first_step(checkpoint, loaded, image, layer, t, opacity, sort, max_maps, shown)
+        methods_img = self._methods_picture(loaded, image, layer, t, list(methods), opacity) if methods else None
+        return {**first, self.methods_img: methods_img}
 
-    def explain_new_model(self, **inputs: object) -> Iterator[dict]:
+    def explain_new_model(self, **inputs: object) -> dict:
         """A different checkpoint: its default layer and the predicted class, whatever the old menus said."""
-        yield from self.explain(**{**inputs, "layer": None, "target": None})
+        return self.explain(**{**inputs, "layer": None, "target": None})
 
     @guarded
     def explain_on_open(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None,
@@ -208,8 +239,44 @@ class ExplainTab:
         t = resolve_target(target, loaded.meta.class_names)
         if shown == self._shown_key(checkpoint, self.explainer.input(loaded, image), layer, t):
             return gr.skip()
-        first, *_ = self._first_step(checkpoint, loaded, image, layer, t, opacity, sort, max_maps)
+        first, *_ = self._first_step(checkpoint, loaded, image, layer, t, opacity, sort, max_maps, shown)
         return {**first, self.methods_img: None}
+
+    @guarded
+    def show_filters(self, *, checkpoint: str, layer: str | None = None, ws: SessionWorkspace) -> dict:
+        """The kernels of the convolution at (or just before) a layer (default: the Grad-CAM layer), and a caption."""
+        loaded = load_model(checkpoint, ws)
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        picture, caption = cached_filter_view(self.explainer, loaded, layer)
+        return {self.filters: picture, self.filters_caption: caption, self.filters_shown: (checkpoint, layer)}
+
+    def _filters_update(self, checkpoint: str, layer: str | None, filters_shown: tuple | None,
+                        ws: SessionWorkspace) -> dict:
+        """While the filters panel is open, the filters of the layer now chosen ({} when closed or unchanged)."""
+        if filters_shown is None:
+            return {}
+        loaded = load_model(checkpoint, ws)
+        layer = layer or default_layer(loaded.model, loaded.meta.arch)
+        if (checkpoint, layer) == tuple(filters_shown) or layer not in dict(loaded.model.named_modules()):
+            return {}  # unchanged; or a layer of the previous model, whose menu update follows with its own
+        return self.show_filters(checkpoint=checkpoint, layer=layer, ws=ws)
+
+    @guarded
+    def refresh_filters(self, *, checkpoint: str, layer: str | None, filters_shown: tuple | None,
+                        ws: SessionWorkspace) -> dict:
+        """Another checkpoint's menus: the open panel's filters follow."""
+        return self._filters_update(checkpoint, layer, filters_shown, ws) or gr.skip()
+
+    @guarded
+    def follow_up(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None, target: str | None,
+                  opacity: float, methods: list[str] | None, filters_shown: tuple | None, ws: SessionWorkspace) -> dict:
+        """The second step of a click: the ticked methods side by side, and the open panel's filters if the layer
+        changed; nothing (and no model work) when neither was asked for."""
+        out = self._filters_update(checkpoint, layer, filters_shown, ws)
+        if methods and image is not None:
+            out.update(self.attributions(checkpoint=checkpoint, image=image, layer=layer, target=target,
+                                         opacity=opacity, methods=methods, ws=ws))
+        return out or gr.skip()
 
     @guarded
     def attributions(self, *, checkpoint: str, image: PIL.Image.Image | None, layer: str | None = None,

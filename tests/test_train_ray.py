@@ -40,6 +40,7 @@ LONG = SHORT.with_(epochs=60)  # still training when the test acts
 def cluster():
     """A local Ray instance (loopback only, no dashboard) with two CPU slots, both actors started and ready."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only: read when ray is first imported
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")  # as ray_pool.connect: never ray.init() behind our back
     pytest.importorskip("ray", reason="Ray is the optional 'cluster' extra: pip install -r requirements-cluster.txt")
     from cnnviz.train.ray_pool import RayPool
 

@@ -23,6 +23,7 @@ NODE = {"num_cpus": 1, "object_store_memory": 80 << 20}  # Ray's smallest object
 @pytest.fixture(scope="module")
 def two_nodes():
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only: read when ray is first imported
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")  # as ray_pool.connect: never ray.init() behind our back
     pytest.importorskip("ray", reason="Ray is the optional 'cluster' extra: pip install -r requirements-cluster.txt")
     from ray.cluster_utils import Cluster
 

@@ -69,6 +69,9 @@ def connect(address: str, num_cpus: int | None = None) -> tuple[object, bool]:
             log.warning("ray was imported before --ray local started it: it listens on this machine's address, "
                         "not only on loopback")
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # No auto-connect: a Ray call from a pool's thread after shutdown() would otherwise ray.init() again, against a
+    # cluster that may be going away, and Ray ends the whole process when that raylet is dead (it did, in the tests).
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")  # read when ray is first imported
     ray = import_ray()
     if ray.is_initialized():  # one driver connection per process (a test module shares one instance)
         return ray, False

@@ -170,7 +170,7 @@ def test_a_checkpoint_that_appears_while_training_is_kept(workdirs, tmp_path, mo
     theirs, mine = ck.resolve() / "taken.pt", tmp_path / "model.pt"
     mine.write_bytes(b"this run's model")
 
-    def fit(cfg):  # another process saves checkpoints/taken.pt while this run trains
+    def fit(cfg, group=None):  # another process saves checkpoints/taken.pt while this run trains
         theirs.write_bytes(b"someone else's model")
         yield Finished(run_id="r", checkpoint=str(mine), test_loss=0.1, test_acc=0.9, confusion=(), per_class_acc=(),
                        seconds=1.0)

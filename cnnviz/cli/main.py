@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="fewer batches (a smoke run)")
     b.add_argument("--device", default="auto")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--repeat", type=int, default=1, help="alternate plain loop and engine N times, report medians")
     # Listed here; main() hands `serve ...` to serve.main before this parser, with its own flags and --help.
     sub.add_parser("serve", help="start the web app (as `python app.py`); `serve --help` lists its flags",
                    add_help=False)

@@ -5,6 +5,7 @@ import gzip
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -44,12 +45,16 @@ def _tutorial_dataset(name: str, n: int):
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(ds.info.mean, ds.info.std)])
     if name == "fashion-mnist":
         root = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
-        raw = root / "FashionMNIST" / "raw"
-        raw.mkdir(parents=True)
-        for f in Path("/usr/share/datasets/fashion-mnist").glob("*.gz"):
-            with gzip.open(f) as src, open(raw / f.stem, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        return datasets.FashionMNIST(str(root), train=True, transform=tf, download=False), ds.info
+        try:
+            raw = root / "FashionMNIST" / "raw"
+            raw.mkdir(parents=True)
+            for f in Path("/usr/share/datasets/fashion-mnist").glob("*.gz"):
+                with gzip.open(f) as src, open(raw / f.stem, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            # torchvision reads the files into tensors here, so the copies can go at once.
+            return datasets.FashionMNIST(str(root), train=True, transform=tf, download=False), ds.info
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     return _UInt8Images(ds.train.images[:n], ds.train.labels[:n], tf), ds.info
 
 
@@ -137,23 +142,33 @@ CASES = [  # (label, arch, dataset, batch size, batches: full, quick)
 ]
 
 
-def run_bench(quick: bool = False, device: str = "auto", with_compile: bool = False) -> list[dict]:
+def run_bench(quick: bool = False, device: str = "auto", with_compile: bool = False, repeat: int = 1) -> list[dict]:
     """One row per case, all in this process: the plain loop, the engine computing as plainly (contiguous float32),
-    the engine with its own choice of memory format and precision, epoch 1 vs epoch 2, and the ratios."""
+    the engine with its own choice of memory format and precision, epoch 1 vs epoch 2, and the ratios.
+
+    `repeat` > 1 alternates the plain loop and the engine that many times and reports the medians (and each round's
+    figures): on a shared machine a burst of other work lands on one side of a single pair."""
     from .speed import cpu_candidates
 
     dev = resolve_device(device)
     rows = []
     for label, arch, dataset, bs, full, short in CASES:
         n = short if quick else full
-        plain = plain_loop(arch, dataset, bs, n, dev)
-        plain_engine = engine_epochs(arch, dataset, bs, n, str(dev), 0.25, epochs=2, speed="plain")
-        tuned = engine_epochs(arch, dataset, bs, n, str(dev), 0.25, epochs=2)
+        rounds = []
+        for i in range(max(1, repeat)):
+            plain = plain_loop(arch, dataset, bs, n, dev)
+            if i == 0:
+                plain_engine = engine_epochs(arch, dataset, bs, n, str(dev), 0.25, epochs=2, speed="plain")
+            tuned = engine_epochs(arch, dataset, bs, n, str(dev), 0.25, epochs=2)
+            rounds.append({"plain_img_s": plain, "engine_epoch1_img_s": tuned[0], "engine_img_s": tuned[1],
+                           "speedup": tuned[1] / plain})
+        med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
         row = {"case": label, "device": str(dev), "batch_size": bs, "batches": n, "threads": torch.get_num_threads(),
-               "plain_img_s": plain, "engine_fp32_img_s": plain_engine[1], "engine_epoch1_img_s": tuned[0],
-               "engine_img_s": tuned[1], "speedup": tuned[1] / plain, "speedup_data_path": plain_engine[1] / plain,
+               **med, "engine_fp32_img_s": plain_engine[1], "speedup_data_path": plain_engine[1] / rounds[0]["plain_img_s"],
                "speed_candidates": [s.label for s in cpu_candidates()] if dev.type == "cpu" else ["cuda"],
-               "epoch_60k_s": 60000 / tuned[1]}
+               "epoch_60k_s": 60000 / med["engine_img_s"]}
+        if len(rounds) > 1:
+            row["rounds"] = rounds
         if with_compile and dev.type == "cpu":
             row.update(compile_cost(arch, dataset, bs))
         rows.append(row)
@@ -162,7 +177,8 @@ def run_bench(quick: bool = False, device: str = "auto", with_compile: bool = Fa
 
 def cmd_bench(args) -> int:
     """`python -m cnnviz bench`: print the table (or JSON rows)."""
-    rows = run_bench(quick=args.quick, device=args.device, with_compile=bool(os.environ.get("CNNVIZ_BENCH_COMPILE")))
+    rows = run_bench(quick=args.quick, device=args.device, with_compile=bool(os.environ.get("CNNVIZ_BENCH_COMPILE")),
+                     repeat=getattr(args, "repeat", 1))
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -170,6 +186,9 @@ def cmd_bench(args) -> int:
     for r in rows:
         print(f"{r['case']:<40}{r['plain_img_s']:>12,.0f}{r['engine_fp32_img_s']:>12,.0f}"
               f"{r['engine_epoch1_img_s']:>10,.0f}{r['engine_img_s']:>10,.0f}{r['speedup']:>8.2f}x")
+        for i, rnd in enumerate(r.get("rounds", []), 1):
+            print(f"  round {i}: plain {rnd['plain_img_s']:,.0f}, engine {rnd['engine_epoch1_img_s']:,.0f} / "
+                  f"{rnd['engine_img_s']:,.0f} img/s, {rnd['speedup']:.2f}x")
         if "compiled_img_s" in r:
             print(f"  torch.compile: first step {r['compiled_first_step_s']:.1f} s (eager {r['eager_first_step_s']:.2f} s),"
                   f" then {r['compiled_img_s']:,.0f} vs eager {r['eager_img_s']:,.0f} img/s")

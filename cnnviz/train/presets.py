@@ -72,6 +72,15 @@ _add("lecture-resnet", "ResNet-18 (CIFAR form), at 1/4 width", "ResNet-18 at 1/4
      arch="resnet18_quarter", dataset="fashion-mnist", epochs=2, batch_size=128, optimizer="adam", lr=3e-3,
      schedule="onecycle")
 
+# The 60-second preset (issue 14): the most accuracy per second of the shipped families. Two epochs at batch 128 stopped
+# at 0.916-0.917 in four tries (learning rates 3e-3-5e-3, AdamW, batch 64); a third epoch at a larger batch, which costs
+# less per image on a CPU, passes 0.92.
+_add("fast-fashion-mnist", "cnnviz", "VGG-11 at 1/4 width (batch norm, 32 px inputs) on all of Fashion-MNIST in under a "
+     "minute on 2 CPU cores: Adam with a one-cycle schedule (peak 6e-3), label smoothing 0.1, batch 384, 3 epochs. "
+     "0.921 test accuracy after 57 s of training (63 s with the three test passes; 0.922 in a one-thread run).",
+     arch="vgg11_quarter", dataset="fashion-mnist", epochs=3, batch_size=384, optimizer="adam", lr=6e-3,
+     schedule="onecycle", label_smoothing=0.1)
+
 
 def get_preset(name: str) -> Preset:
     """A preset by name; KeyError lists the valid ones."""

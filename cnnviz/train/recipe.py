@@ -11,13 +11,18 @@ from .config import TrainConfig
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, total_steps: int):
     """The optimiser and a per-step learning-rate schedule."""
-    params = model.parameters()
+    params = list(model.parameters())
+    # torch's fused kernels: one per parameter instead of several small ops each. On 2 CPU cores
+    # (benchmarks/bench_cpu_speed.py --optimizers) LeNet-5's Adam step took 230 us instead of 660 (for-loop), VGG-11 at
+    # 1/4 width 1.1 ms instead of 2.6; SGD with momentum 1.2-1.7x faster; plain SGD (momentum 0) slower, so not there.
+    fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params) else {}
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        fused = fused if cfg.momentum > 0 else {}
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
     elif cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     if cfg.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     elif cfg.schedule == "onecycle":

@@ -153,6 +153,17 @@ def call(client, kind: str, png: Path) -> float:
     return time.perf_counter() - t0
 
 
+def call_ms(fn: Callable[[], object], runs: int) -> float:
+    """Milliseconds `fn()` takes: one warm-up call, then the median of `runs` timed calls."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
 def median_ms(client, kind: str, images: list[Path], repeat_one: bool = False) -> float:
     call(client, kind, images[-1])  # warm-up (imports, first model load)
     return 1000 * statistics.median(call(client, kind, images[0] if repeat_one else png) for png in images[:-1])
@@ -321,13 +332,7 @@ def stages_report(runs: int) -> dict:
             "filters": filter_view(loaded.model, layer)[0], "methods figure": methods_picture(exp)}
 
     def ms(fn: Callable) -> float:
-        fn()
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return 1000 * statistics.median(times)
+        return call_ms(fn, runs)
 
     def png6(img):
         return processing_utils.encode_pil_to_bytes(img, "png")

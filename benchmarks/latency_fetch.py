@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import io
 import socket
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
-from latency import CKPT  # this folder is on sys.path when run as a script
+from latency import CKPT, call_ms  # this folder is on sys.path when run as a script
 
 
 def _ms(fn: Callable[[], object], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(1000 * statistics.median(times), 2)
+    return round(call_ms(fn, runs), 2)
 
 
 def _raw_get(url: str) -> int:

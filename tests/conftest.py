@@ -26,3 +26,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def two_cpu_workers():
+    """Two warm CPU training workers (`--devices cpu,cpu`), started once per test module."""
+    from waiting import wait_until
+
+    from cnnviz.train.worker_pool import WorkerPool
+
+    pool = WorkerPool(["cpu", "cpu"], warm=True)
+    wait_until(lambda: len(pool.pids()) == 2 and pool._state == ["idle", "idle"], timeout=240)
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture
+def cpu_pool(two_cpu_workers):
+    """The two workers with a fresh run queue: each test starts with an empty line."""
+    from cnnviz.train.run_queue import RunQueue
+
+    two_cpu_workers.queue = RunQueue(slots=len(two_cpu_workers))
+    return two_cpu_workers

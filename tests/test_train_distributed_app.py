@@ -6,42 +6,24 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from cnnviz.train.config import Limits, TrainConfig
 from cnnviz.train.distributed import free_port
 from cnnviz.train.events import Failed, Finished, Stopped
-from cnnviz.train.run_queue import RunQueue
 from cnnviz.train.session import TrainSession
-from cnnviz.train.worker_pool import WorkerPool
 
 pytestmark = pytest.mark.slow
 PAIR = TrainConfig(arch="lenet5", dataset="digits", epochs=3, batch_size=32, world_size=2)
 LIMITS = Limits(max_devices_per_run=2)
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def workers() -> Iterator[WorkerPool]:
-    pool = WorkerPool(["cpu", "cpu"], warm=True)
-    wait_until(lambda: pool._state == ["idle", "idle"], timeout=240)
-    yield pool
-    pool.shutdown()
-
-
 @pytest.fixture
-def pool(workers):
-    workers.queue = RunQueue(slots=len(workers))  # a fresh line per test
-    return workers
+def pool(cpu_pool):
+    return cpu_pool  # conftest: this module's two warm CPU workers, with an empty run queue
 
 
 def test_a_run_on_two_workers_finishes_with_its_curves_and_leaves_both_ready(tmp_path, pool):

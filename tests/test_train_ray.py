@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from cnnviz.store.checkpoints import load_checkpoint
 from cnnviz.store.run_reader import read_run
@@ -54,13 +55,6 @@ def cluster():
 def pool(cluster):
     cluster.queue = RunQueue(slots=len(cluster))  # a fresh line per test
     return cluster
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def session(pool) -> TrainSession:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from cnnviz.store.run_reader import read_run
 from cnnviz.train.config import Limits, TrainConfig
@@ -38,13 +38,6 @@ def two_nodes():
     finally:
         pool.shutdown()
         cluster.shutdown()
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.mark.slow

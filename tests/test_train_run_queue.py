@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from cnnviz.train.config import Limits, TrainConfig
 from cnnviz.train.events import Stopped
@@ -149,14 +150,6 @@ def test_the_train_tabs_rules_import_without_gradio():
 
 # --- a shared server: plural messages, one place per user, paused runs, Stop right after Start ---------------------
 LONG = TrainConfig(arch="lenet5", dataset="digits", epochs=50, batch_size=64)  # still training when the test acts
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    """Poll `condition` until it holds (fails after `timeout` s)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_the_full_queue_message_counts_in_good_english():

@@ -11,40 +11,22 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from cnnviz.train.config import Limits, TrainConfig
 from cnnviz.train.events import END_EVENTS, EpochEnded, Failed, Finished, Progress, RunStarted, Stopped
-from cnnviz.train.run_queue import RunQueue
 from cnnviz.train.run_view import status_html
 from cnnviz.train.session import TrainSession
 from cnnviz.train.worker_devices import NICE
-from cnnviz.train.worker_pool import WorkerPool
 from cnnviz.train.worker_process import Job
 
 SHORT = TrainConfig(arch="lenet5", dataset="digits", epochs=3, batch_size=32)
 LONG = SHORT.with_(epochs=50)  # still training when the test acts
 
 
-@pytest.fixture(scope="module")
-def workers():
-    """Two warm CPU workers (`--devices cpu,cpu`)."""
-    pool = WorkerPool(["cpu", "cpu"], warm=True)
-    wait_until(lambda: len(pool.pids()) == 2 and pool._state == ["idle", "idle"], timeout=240)
-    yield pool
-    pool.shutdown()
-
-
 @pytest.fixture
-def pool(workers):
-    workers.queue = RunQueue(slots=len(workers))  # a fresh line per test
-    return workers
-
-
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+def pool(cpu_pool):
+    return cpu_pool  # conftest: this module's two warm CPU workers, with an empty run queue
 
 
 def gone(pid: int) -> bool:

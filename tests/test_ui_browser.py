@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,16 +26,18 @@ LOCAL = {"127.0.0.1", "localhost", "::1"}
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
 
 
-@pytest.fixture(scope="module")
-def browser_page(tmp_path_factory) -> Iterator[tuple]:
+@contextmanager
+def app_in_chromium(folder: Path, height: int = 900) -> Iterator[tuple]:
+    """The app launched with fresh folders under `folder`, open in headless Chromium: (page, Playwright's expect,
+    the URLs of requests that left localhost, the browser). Every browser test module opens it this way."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     outside: list[str] = []
-    with running_app(tmp_path_factory.mktemp("browser")) as url, sync_api.sync_playwright() as p:
+    with running_app(folder) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": height})
         page.set_default_timeout(30_000)
         page.on("request", lambda r: outside.append(r.url)
                 if urlparse(r.url).scheme not in ("data", "blob") and urlparse(r.url).hostname not in LOCAL else None)
@@ -43,6 +46,12 @@ def browser_page(tmp_path_factory) -> Iterator[tuple]:
             yield page, sync_api.expect, outside, browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory) -> Iterator[tuple]:
+    with app_in_chromium(tmp_path_factory.mktemp("browser")) as opened:
+        yield opened
 
 
 def shot(page, name: str) -> Path:

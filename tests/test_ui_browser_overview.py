@@ -1,36 +1,19 @@
-"""The whole-network tab in a real browser (Debian's Chromium through Playwright, fixtures as in test_ui_browser.py):
+"""The whole-network tab in a real browser (Debian's Chromium through Playwright, opened as test_ui_browser.py opens it):
 pick an example, see the overview picture, step through it, click a tile and see that unit's arithmetic."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
-from test_ui_api import running_app  # pytest puts tests/ on sys.path
-from test_ui_browser import ARGS, ARTIFACTS, CHROMIUM, LOCAL, shot
+from test_ui_browser import app_in_chromium, shot  # pytest puts tests/ on sys.path
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Iterator[tuple]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    outside: list[str] = []
-    with running_app(tmp_path_factory.mktemp("browser-overview")) as url, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(30_000)
-        pg.on("request", lambda r: outside.append(r.url)
-              if urlparse(r.url).scheme not in ("data", "blob") and urlparse(r.url).hostname not in LOCAL else None)
-        pg.goto(url)
-        try:
-            yield pg, sync_api.expect, outside
-        finally:
-            browser.close()
+    with app_in_chromium(tmp_path_factory.mktemp("browser-overview"), height=1000) as (pg, expect, outside, _):
+        yield pg, expect, outside
 
 
 def test_the_overview_appears_and_a_click_shows_one_units_arithmetic(page):
